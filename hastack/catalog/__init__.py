@@ -1,0 +1,163 @@
+"""The catalog of control-plane processes: what each seed says each process is and how it is
+kept available. Facts live in `processes.yaml`; this module only loads and validates them and
+evaluates their conditions against a cloud. Read by the planner (stage 2).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from ruamel.yaml import YAML
+
+from hastack.errors import CatalogError
+from hastack.model.cloud import Cloud, Role
+
+Mode = Literal["A/A", "A/P"]
+Strategy = Literal[
+    "haproxy-vip", "app-cluster", "keepalived", "rpc", "client-list", "dhcp-agents",
+    "l3-ha", "tooz", "pacemaker", "per-node", "none",
+]
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Port(_Data):
+    port: int
+    name: str
+    protocol: Literal["tcp", "udp", "vrrp"] = "tcp"
+
+
+class HealthCheck(_Data):
+    kind: Literal["http", "tcp", "command", "rpc-heartbeat"]
+    port: int | None = None
+    path: str | None = None
+    command: str | None = None
+    note: str | None = None
+
+
+class FrontendSpec(_Data):
+    name: str
+    port: int
+    mode: Literal["http", "tcp"] = "http"
+    balance: Literal["roundrobin", "single-writer"] = "roundrobin"
+    vips: tuple[str, ...] = ("internal", "public")
+    check: HealthCheck
+
+
+class SeedNote(_Data):
+    seed: str
+    mode: str | None = None
+    strategy: str | None = None
+    note: str | None = None
+
+
+class Condition(_Data):
+    architecture: str | None = None
+    services_any: tuple[str, ...] | None = None
+    settings: dict[str, Any] | None = None
+    pacemaker_cluster: bool | None = None
+
+
+class Change(_Data):
+    mode: Mode | None = None
+    strategy: Strategy | None = None
+    roles: tuple[Role, ...] | None = None
+
+
+class Override(_Data):
+    when: Condition
+    set: Change
+
+
+class ProcessSpec(_Data):
+    service: str
+    process: str
+    mode: Mode
+    strategy: Strategy
+    roles: tuple[Role, ...]
+    enabled_when: Condition | None = None   # None: planned when its service is enabled
+    overrides: tuple[Override, ...] = ()
+    place_on_all_roles: bool = False
+    placed_on_setting: str | None = None    # a dotted setting naming the one node to run on
+    ports: tuple[Port, ...] = ()
+    health: HealthCheck
+    frontends: tuple[FrontendSpec, ...] = ()
+    cluster: str | None = None
+    client_list: str | None = None
+    seeds: tuple[SeedNote, ...] = ()
+
+    def needs_pacemaker_cluster(self) -> bool:
+        return bool(self.enabled_when and self.enabled_when.pacemaker_cluster)
+
+
+class CinderBackend(_Data):
+    active_active: bool
+
+
+class RoleFacts(_Data):
+    controller_collapses: tuple[Role, ...]
+
+
+class Catalog(_Data):
+    strategies: dict[Strategy, str]
+    roles: RoleFacts
+    cinder_backends: dict[str, CinderBackend]
+    processes: tuple[ProcessSpec, ...] = Field(min_length=1)
+
+    def process(self, name: str) -> ProcessSpec:
+        for spec in self.processes:
+            if spec.process == name:
+                return spec
+        raise KeyError(name)
+
+
+@cache
+def load_catalog() -> Catalog:
+    """The bundled catalog, validated once per process."""
+    text = resources.files(__package__).joinpath("processes.yaml").read_text(encoding="utf-8")
+    data = YAML(typ="safe").load(text)
+    try:
+        catalog = Catalog.model_validate(data)
+    except ValidationError as exc:
+        raise CatalogError(f"bundled catalog is invalid: {exc}") from None
+    names = [p.process for p in catalog.processes]
+    duplicates = {n for n in names if names.count(n) > 1}
+    if duplicates:
+        raise CatalogError(f"bundled catalog lists processes twice: {sorted(duplicates)}")
+    return catalog
+
+
+def setting_value(cloud: Cloud, dotted: str) -> Any:
+    """The value of `settings.<dotted>` in a cloud, e.g. 'cinder.backend' -> 'ceph'."""
+    value: Any = cloud.settings
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def condition_holds(condition: Condition, cloud: Cloud, pacemaker_cluster: bool) -> bool:
+    """Whether every key of a catalog condition holds for this cloud."""
+    if condition.architecture is not None and cloud.architecture.value != condition.architecture:
+        return False
+    if condition.services_any is not None and not any(
+        cloud.has_service(s) for s in condition.services_any
+    ):
+        return False
+    if condition.pacemaker_cluster is not None and condition.pacemaker_cluster != pacemaker_cluster:
+        return False
+    for dotted, wanted in (condition.settings or {}).items():
+        actual = setting_value(cloud, dotted)
+        if wanted == "set":
+            if actual is None:
+                return False
+        elif isinstance(wanted, list):
+            if actual not in wanted:
+                return False
+        elif actual != wanted:
+            return False
+    return True

@@ -1,0 +1,161 @@
+"""The typed, immutable cloud model: what `cloud.yaml` says, validated, with safe defaults.
+
+First stage of the flow (model -> plan -> ...). No I/O here: `hastack.model.load` reads the
+file and turns pydantic's errors into line-accurate problems.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from enum import Enum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Role(str, Enum):
+    """Server roles of the seeds; a controller collapses every role but compute."""
+
+    controller = "controller"
+    loadbalancer = "loadbalancer"
+    database = "database"
+    messaging = "messaging"
+    network = "network"
+    storage = "storage"
+    compute = "compute"
+
+
+class Architecture(str, Enum):
+    keepalived = "keepalived"
+    pacemaker = "pacemaker"
+
+
+Service = Literal[
+    "keystone", "glance", "nova", "neutron", "cinder", "horizon",
+    "heat", "ceilometer", "swift", "sahara", "trove",
+]
+SERVICES: tuple[str, ...] = Service.__args__  # type: ignore[attr-defined]
+
+NODE_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
+CLOUD_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,15}$"
+DEFAULT_PREFIX = 24
+
+
+class Node(Frozen):
+    name: str = Field(pattern=NODE_NAME_PATTERN)
+    # "198.18.0.11" or "198.18.0.11/24"; the prefix (default /24) defines the node's subnet.
+    address: ipaddress.IPv4Interface
+    roles: tuple[Role, ...] = Field(min_length=1)
+
+    @field_validator("address", mode="before")
+    @classmethod
+    def _default_prefix(cls, value: object) -> object:
+        if isinstance(value, str) and "/" not in value:
+            return f"{value}/{DEFAULT_PREFIX}"
+        return value
+
+    @property
+    def ip(self) -> ipaddress.IPv4Address:
+        return self.address.ip
+
+    def has_role(self, role: Role) -> bool:
+        return role in self.roles
+
+
+class Vips(Frozen):
+    internal: ipaddress.IPv4Address
+    public: ipaddress.IPv4Address | None = None
+
+    def items(self) -> list[tuple[str, ipaddress.IPv4Address]]:
+        pairs = [("internal", self.internal)]
+        if self.public is not None:
+            pairs.append(("public", self.public))
+        return pairs
+
+
+class NeutronSettings(Frozen):
+    dhcp_agents_per_network: int = Field(default=2, ge=1)
+    l3_ha: bool = True
+    max_l3_agents_per_router: int = Field(default=3, ge=0)
+    min_l3_agents_per_router: int = Field(default=2, ge=0)
+    allow_automatic_l3agent_failover: bool = True
+    lbaas: bool = False  # the deprecated neutron-lbaas agent; off unless asked for
+
+
+class CinderSettings(Frozen):
+    backend: Literal["lvm", "ceph", "nfs", "netapp", "pure"] = "ceph"
+
+
+class GaleraSettings(Frozen):
+    writers: int = Field(default=1, ge=1)
+    arbitrator: str | None = None
+    sst_method: Literal["mariabackup", "rsync"] = "mariabackup"
+
+
+class RabbitmqSettings(Frozen):
+    queues: Literal["quorum", "mirrored"] = "quorum"
+    partition_handling: Literal["pause_minority", "autoheal", "ignore"] = "pause_minority"
+
+
+class NovaSettings(Frozen):
+    hypervisor: Literal["kvm", "qemu", "xen", "vmware"] = "kvm"
+
+
+class PacemakerSettings(Frozen):
+    fencing: Literal["none", "ipmi", "lab"] = "none"
+
+
+class KeepalivedSettings(Frozen):
+    # unicast peers by default: no dependence on multicast, fewer dual-master cases.
+    mode: Literal["unicast", "multicast"] = "unicast"
+
+
+class CeilometerSettings(Frozen):
+    coordination: Literal["redis", "none"] = "redis"
+
+
+class MonitoringSettings(Frozen):
+    enabled: bool = False
+
+
+class FailoverSettings(Frozen):
+    # The one target every HA timing (VRRP, HAProxy checks, Galera eviction...) is derived from.
+    target_seconds: float = Field(default=2.0, gt=0, le=60)
+
+
+class Settings(Frozen):
+    neutron: NeutronSettings = NeutronSettings()
+    cinder: CinderSettings = CinderSettings()
+    galera: GaleraSettings = GaleraSettings()
+    rabbitmq: RabbitmqSettings = RabbitmqSettings()
+    nova: NovaSettings = NovaSettings()
+    pacemaker: PacemakerSettings = PacemakerSettings()
+    keepalived: KeepalivedSettings = KeepalivedSettings()
+    ceilometer: CeilometerSettings = CeilometerSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
+    failover: FailoverSettings = FailoverSettings()
+
+
+class Cloud(Frozen):
+    name: str = Field(pattern=CLOUD_NAME_PATTERN)
+    architecture: Architecture = Architecture.keepalived
+    nodes: tuple[Node, ...] = Field(min_length=1)
+    vips: Vips
+    services: tuple[Service, ...] = ("keystone",)
+    settings: Settings = Settings()
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    def has_service(self, service: str) -> bool:
+        return service in self.services
+
+    def nodes_with_role(self, role: Role) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.has_role(role))

@@ -1,0 +1,85 @@
+"""Stage 4: render — the plan turned into the real configuration files of every node.
+
+Pure: `render_cloud(plan, secrets)` returns `RenderedFile`s (node, path, content); writing them
+is `hastack.deploy.files`' job. One module per external system (`haproxy.py`, `keepalived.py`,
+`galera.py`, ...), each exposing `secrets_needed(plan)` and `render(ctx)`; templates live in
+`templates/<system>/`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import ModuleType
+
+from hastack.errors import RenderError
+from hastack.plan import Plan
+from hastack.render.budget import Budget, make_budget
+from hastack.render.secrets import SecretSpec
+
+# Render order; each name is a module of this package named after the system it configures.
+SYSTEMS: tuple[str, ...] = (
+    "system", "haproxy", "keepalived", "galera", "rabbitmq", "memcached", "redis",
+    "pacemaker", "openstack",
+)
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    node: str
+    path: str              # relative to the node's root, e.g. "etc/haproxy/haproxy.cfg"
+    content: str
+    system: str
+    mode: int = 0o644
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    plan: Plan
+    budget: Budget
+    secrets: Mapping[str, str]
+
+    def secret(self, name: str) -> str:
+        try:
+            return self.secrets[name]
+        except KeyError:
+            raise RenderError(f"secret '{name}' was not generated (its renderer's "
+                              "secrets_needed() does not declare it)") from None
+
+    def address(self, node: str) -> str:
+        return str(self.plan.cloud.node(node).ip)
+
+
+def system_modules() -> list[ModuleType]:
+    """The renderer modules that exist (systems are added one module at a time)."""
+    modules = []
+    for name in SYSTEMS:
+        try:
+            modules.append(importlib.import_module(f"hastack.render.{name}"))
+        except ModuleNotFoundError as exc:
+            if exc.name != f"hastack.render.{name}":
+                raise
+    return modules
+
+
+def secret_specs(plan: Plan) -> list[SecretSpec]:
+    """Every secret the renderers of this plan need."""
+    specs: dict[str, SecretSpec] = {}
+    for module in system_modules():
+        for spec in module.secrets_needed(plan):
+            specs.setdefault(spec.name, spec)
+    return list(specs.values())
+
+
+def render_cloud(plan: Plan, secrets: Mapping[str, str]) -> list[RenderedFile]:
+    ctx = RenderContext(plan, make_budget(plan.cloud), secrets)
+    files: list[RenderedFile] = []
+    for module in system_modules():
+        files.extend(module.render(ctx))
+    seen: set[tuple[str, str]] = set()
+    for f in files:
+        if (f.node, f.path) in seen:
+            raise RenderError(f"two renderers wrote {f.node}:{f.path}")
+        seen.add((f.node, f.path))
+    return sorted(files, key=lambda f: (f.node, f.path))

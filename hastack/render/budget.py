@@ -1,0 +1,137 @@
+"""One HA timing budget: every failover timing derived from `settings.failover.target_seconds`.
+
+Deployment tools scatter these numbers across roles (one ships HAProxy `inter 2000 rise 2
+fall 5`, another `inter 12000 fall 3`, i.e. 36 s to mark a back end down). Here they come from
+one target, and `hastack render` prints the result: which mechanism detects what, after how long.
+
+Pure: a Cloud in, a Budget out. Renderers read their numbers from the Budget, never invent them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from hastack.model.cloud import Cloud
+
+# Floors below which a mechanism turns noisy on a loaded host (false failovers).
+MIN_VRRP_ADVERT_S = 0.1        # VRRPv3 counts in centiseconds
+MIN_HAPROXY_INTER_MS = 200
+MIN_GALERA_SUSPECT_S = 2.0     # below this, a busy node is evicted for a scheduling hiccup
+MIN_RABBIT_TICKTIME_S = 4      # Erlang ticks at net_ticktime/4; smaller values flap
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One line of the budget: a mechanism, what it detects, its settings, its detection time."""
+
+    mechanism: str
+    detects: str
+    settings: str
+    detection_s: float
+
+
+@dataclass(frozen=True)
+class Budget:
+    target_s: float
+    # VRRP (keepalived): a backup takes over after 3 missed adverts plus its skew time.
+    vrrp_advert_s: float
+    vrrp_track_interval_s: int
+    vrrp_track_fall: int
+    # HAProxy health checks: a back end is down after `fall` failed checks `inter` apart.
+    haproxy_inter_ms: int
+    haproxy_fall: int
+    haproxy_rise: int
+    haproxy_connect_timeout_ms: int
+    # Galera group communication: a silent member is suspected, then evicted.
+    galera_suspect_s: float
+    galera_inactive_s: float
+    galera_keepalive_s: float
+    galera_inactive_check_s: float
+    # RabbitMQ/Erlang: a silent peer is declared down between 0.75 and 1.25 x net_ticktime.
+    rabbit_net_ticktime_s: int
+    # Clients (oslo.db / oslo.messaging): how fast they notice and retry.
+    db_retry_interval_s: int
+    db_connect_timeout_s: int
+    amqp_heartbeat_timeout_s: int
+    amqp_retry_interval_s: int
+    # Kernel: established TCP connections to a vanished peer give up after tcp_retries2.
+    tcp_retries2: int
+
+    @property
+    def vrrp_failover_s(self) -> float:
+        """Master-down interval of the highest-priority backup (skew for priority ~ 254)."""
+        return round(3 * self.vrrp_advert_s + self.vrrp_advert_s * (256 - 254) / 256, 2)
+
+    @property
+    def haproxy_down_s(self) -> float:
+        return round(self.haproxy_inter_ms * self.haproxy_fall / 1000, 2)
+
+    @property
+    def rabbit_down_s(self) -> float:
+        return 1.25 * self.rabbit_net_ticktime_s
+
+    @property
+    def tcp_give_up_s(self) -> float:
+        """Time for the kernel to abandon a connection (RTO from 200 ms, doubling, 120 s cap)."""
+        total, rto = 0.0, 0.2
+        for _ in range(self.tcp_retries2 + 1):
+            total += rto
+            rto = min(rto * 2, 120.0)
+        return round(total, 1)
+
+    def timings(self) -> list[Timing]:
+        return [
+            Timing("keepalived VRRP", "VIP holder lost (node crash, partition)",
+                   f"advert_int {self.vrrp_advert_s}", self.vrrp_failover_s),
+            Timing("keepalived track_script", "HAProxy dead on the VIP holder",
+                   f"interval {self.vrrp_track_interval_s} fall {self.vrrp_track_fall}",
+                   float(self.vrrp_track_interval_s * self.vrrp_track_fall)),
+            Timing("HAProxy checks", "API or Galera back end down",
+                   f"inter {self.haproxy_inter_ms}ms fall {self.haproxy_fall} "
+                   f"rise {self.haproxy_rise}", self.haproxy_down_s),
+            Timing("Galera EVS", "cluster member silent (writes stall until evicted)",
+                   f"evs.suspect_timeout PT{self.galera_suspect_s:g}S", self.galera_suspect_s),
+            Timing("RabbitMQ net_ticktime", "cluster peer silent",
+                   f"net_ticktime {self.rabbit_net_ticktime_s}", self.rabbit_down_s),
+            Timing("oslo.messaging heartbeat", "broker connection dead (client side)",
+                   f"heartbeat_timeout_threshold {self.amqp_heartbeat_timeout_s}",
+                   float(self.amqp_heartbeat_timeout_s)),
+            Timing("oslo.db", "database connection lost, retried",
+                   f"retry_interval {self.db_retry_interval_s}, "
+                   f"connect_timeout {self.db_connect_timeout_s}",
+                   float(self.db_retry_interval_s)),
+            Timing("kernel TCP", "established connection to a vanished peer",
+                   f"net.ipv4.tcp_retries2 {self.tcp_retries2}", self.tcp_give_up_s),
+        ]
+
+
+def make_budget(cloud: Cloud) -> Budget:
+    target = cloud.settings.failover.target_seconds
+    # VIP: three adverts plus skew should take about a third of the target.
+    advert = max(MIN_VRRP_ADVERT_S, round(target / 10, 2))
+    # Back ends: detection within half the target, with two failed checks (one is noise).
+    fall = 2
+    inter_ms = max(MIN_HAPROXY_INTER_MS, int(target * 1000 / 2 / fall) // 50 * 50)
+    suspect = max(MIN_GALERA_SUSPECT_S, float(math.ceil(target)))
+    ticktime = max(MIN_RABBIT_TICKTIME_S, math.ceil(2 * target))
+    return Budget(
+        target_s=target,
+        vrrp_advert_s=advert,
+        vrrp_track_interval_s=1,
+        vrrp_track_fall=max(1, math.ceil(target / 2)),
+        haproxy_inter_ms=inter_ms,
+        haproxy_fall=fall,
+        haproxy_rise=3,
+        haproxy_connect_timeout_ms=max(500, int(target * 1000 / 2)),
+        galera_suspect_s=suspect,
+        galera_inactive_s=suspect * 2,
+        galera_keepalive_s=round(suspect / 4, 2),
+        galera_inactive_check_s=round(suspect / 4, 2),
+        rabbit_net_ticktime_s=ticktime,
+        db_retry_interval_s=max(1, math.ceil(target / 2)),
+        db_connect_timeout_s=max(1, math.ceil(target)),
+        amqp_heartbeat_timeout_s=max(4, math.ceil(2 * target)),
+        amqp_retry_interval_s=1,
+        tcp_retries2=5 if target <= 5 else 8,
+    )
