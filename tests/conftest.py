@@ -37,7 +37,10 @@ def write_rendered(files: list[RenderedFile], root: Path) -> Path:
     for f in files:
         path = root / f.node / f.path
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f.content)
+        if isinstance(f.content, bytes):
+            path.write_bytes(f.content)
+        else:
+            path.write_text(f.content)
         path.chmod(f.mode)
     return root
 

@@ -54,9 +54,9 @@ def write_tree(out_dir: Path, files: Iterable[RenderedFile]) -> WriteReport:
     return report
 
 
-def _write(path: Path, content: str, mode: int) -> bool:
+def _write(path: Path, content: str | bytes, mode: int) -> bool:
     """Write atomically if the content or mode differs; return whether anything changed."""
-    data = content.encode("utf-8")
+    data = content.encode("utf-8") if isinstance(content, str) else content
     try:
         if path.read_bytes() == data and (path.stat().st_mode & 0o7777) == mode:
             return False

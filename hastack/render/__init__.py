@@ -29,9 +29,10 @@ SYSTEMS: tuple[str, ...] = (
 class RenderedFile:
     node: str
     path: str              # relative to the node's root, e.g. "etc/haproxy/haproxy.cfg"
-    content: str
+    content: str | bytes   # bytes only for binary files (a corosync authkey)
     system: str
     mode: int = 0o644
+    owner: str = "root"    # user the deployer gives the file to (e.g. rabbitmq's cookie)
 
 
 @dataclass(frozen=True)
