@@ -122,6 +122,12 @@ class MonitoringSettings(Frozen):
     enabled: bool = False
 
 
+class RecoverySettings(Frozen):
+    # True when something restarts quorum clusters after a full outage without an operator
+    # (e.g. the Galera and RabbitMQ Pacemaker resource agents); the seeds' default is manual.
+    automatic: bool = False
+
+
 class FailoverSettings(Frozen):
     # The one target every HA timing (VRRP, HAProxy checks, Galera eviction...) is derived from.
     target_seconds: float = Field(default=2.0, gt=0, le=60)
@@ -137,6 +143,7 @@ class Settings(Frozen):
     keepalived: KeepalivedSettings = KeepalivedSettings()
     ceilometer: CeilometerSettings = CeilometerSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
+    recovery: RecoverySettings = RecoverySettings()
     failover: FailoverSettings = FailoverSettings()
 
 

@@ -1,0 +1,76 @@
+"""Stage 3: the HA linter. Every limitation and rule of the seeds is a named rule that reads
+the plan and yields findings (rule, severity, subject, message, fix).
+
+Pure: a Plan in, findings out. Rules live in `rules.py`, one function each, registered with
+`@rule`; their ids, severities and sources are listed by `hastack check --rules`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+from hastack.plan import Plan
+
+Severity = Literal["error", "warning", "info"]
+SEVERITY_ORDER: dict[str, int] = {"error": 0, "warning": 1, "info": 2}
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    severity: Severity
+    subject: str       # the process, component, cluster or node concerned
+    message: str       # what is wrong and why (citing the limitation)
+    fix: str
+    source: str = ""   # where the rule comes from (a seed, a measured lab fact)
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    severity: Severity
+    summary: str
+    source: str
+    check: Callable[[Plan, Rule], Iterator[Finding]]
+
+    def finding(self, subject: str, message: str, fix: str,
+                severity: Severity | None = None) -> Finding:
+        return Finding(self.id, severity or self.severity, subject, message, fix, self.source)
+
+
+RULES: list[Rule] = []
+
+
+def rule(id: str, severity: Severity, summary: str, source: str
+         ) -> Callable[[Callable[[Plan, Rule], Iterator[Finding]]],
+                       Callable[[Plan, Rule], Iterator[Finding]]]:
+    def register(check: Callable[[Plan, Rule], Iterator[Finding]]
+                 ) -> Callable[[Plan, Rule], Iterator[Finding]]:
+        if any(r.id == id for r in RULES):
+            raise ValueError(f"rule {id} registered twice")
+        RULES.append(Rule(id, severity, summary, source, check))
+        return check
+    return register
+
+
+def run_checks(plan: Plan) -> list[Finding]:
+    """Every finding of every rule, errors first."""
+    from hastack.checks import rules as _rules  # noqa: F401  (registers the rules)
+
+    findings = [f for r in RULES for f in r.check(plan, r)]
+    return sorted(findings, key=lambda f: (SEVERITY_ORDER[f.severity], f.rule, f.subject))
+
+
+def has_errors(findings: list[Finding]) -> bool:
+    return any(f.severity == "error" for f in findings)
+
+
+def all_rules() -> list[Rule]:
+    from hastack.checks import rules as _rules  # noqa: F401
+
+    return list(RULES)

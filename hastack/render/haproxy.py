@@ -1,0 +1,177 @@
+"""Render HAProxy: one `haproxy.cfg` per node that runs HAProxy (stage 4, render).
+
+Each plan frontend becomes one `listen` section bound on its VIPs, balancing the nodes that run
+the process (each bound at its own node IP, so HAProxy can bind the same port on the VIP).
+Galera's single-writer frontend sends every connection to one member, keeps the others as
+`backup` and never fails back (a one-entry stick table on the destination address). Check
+timings come from the budget; pure: a RenderContext in, files out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hastack.plan import Frontend, Plan
+from hastack.render import RenderContext, RenderedFile
+from hastack.render.budget import Budget
+from hastack.render.secrets import SecretSpec
+from hastack.render.templating import render_template
+
+SYSTEM = "haproxy"
+CONFIG_PATH = "etc/haproxy/haproxy.cfg"
+PIDFILE = "/run/haproxy.pid"
+STATS_SOCKET = "/run/haproxy/admin.sock"
+MAXCONN = 4096
+
+# Traffic timeouts: how long an idle client or server may stay silent. They are not failure
+# detection (the budget's checks are), and the budget has no field for them yet, so they live
+# here, in one place, with the values TripleO ships (2 min for APIs, 90 min for database
+# connections, which oslo.db keeps in a pool and recycles hourly).
+HTTP_REQUEST_TIMEOUT_S = 10
+API_IDLE_TIMEOUT_S = 120
+QUEUE_TIMEOUT_S = 120
+DB_IDLE_TIMEOUT_S = 90 * 60
+
+# An HTTP check passes on any 2xx or 3xx (OpenStack API roots answer 300 Multiple Choices).
+HTTP_CHECK_EXPECT = "200-399"
+
+
+@dataclass(frozen=True)
+class Server:
+    """One `server` line of a listen section."""
+
+    name: str
+    address: str
+    port: int
+    options: str
+
+
+@dataclass(frozen=True)
+class Listener:
+    """One `listen` section: a plan frontend, bound on its VIPs."""
+
+    name: str
+    comment: str
+    mode: str
+    binds: tuple[str, ...]
+    lines: tuple[str, ...]     # balancing, check and stickiness directives, in order
+    servers: tuple[Server, ...]
+
+
+def secrets_needed(plan: Plan) -> list[SecretSpec]:
+    return []   # no stats page, no passwords: the admin socket is root-only
+
+
+def render(ctx: RenderContext) -> list[RenderedFile]:
+    listeners = [listener for f in ctx.plan.frontends if (listener := _listener(ctx, f))]
+    files = []
+    for node in ctx.plan.nodes_running("haproxy"):
+        content = render_template(
+            SYSTEM, "haproxy.cfg.j2",
+            cloud=ctx.plan.cloud.name, node=node, budget=ctx.budget,
+            pidfile=PIDFILE, stats_socket=STATS_SOCKET, maxconn=MAXCONN,
+            timeouts=_timeouts(ctx.budget), listeners=listeners,
+        )
+        files.append(RenderedFile(node=node, path=CONFIG_PATH, content=content, system=SYSTEM))
+    return files
+
+
+def _timeouts(budget: Budget) -> dict[str, str]:
+    return {
+        "connect": f"{budget.haproxy_connect_timeout_ms}ms",
+        "http-request": _duration(HTTP_REQUEST_TIMEOUT_S),
+        "queue": _duration(QUEUE_TIMEOUT_S),
+        "client": _duration(API_IDLE_TIMEOUT_S),
+        "server": _duration(API_IDLE_TIMEOUT_S),
+        # no `timeout check`: HAProxy then bounds each check by `inter`, which keeps
+        # inter x fall the true detection time.
+    }
+
+
+def _duration(seconds: int) -> str:
+    return f"{seconds // 60}m" if seconds % 60 == 0 else f"{seconds}s"
+
+
+def _title(frontend: Frontend) -> str:
+    process = f" ({frontend.process})" if frontend.process != frontend.name else ""
+    return f"{frontend.name}{process} on {', '.join(frontend.vips)} VIP"
+
+
+def _listener(ctx: RenderContext, frontend: Frontend) -> Listener | None:
+    vips = dict(ctx.plan.cloud.vips.items())
+    binds = tuple(f"{vips[name]}:{frontend.port}" for name in frontend.vips)
+    if not binds or not frontend.backends:
+        return None
+    if frontend.single_writer:
+        return galera_single_writer_listener(ctx, frontend, binds)
+    lines = [f"balance {frontend.balance}", *_check_lines(frontend)]
+    if frontend.mode == "http":
+        lines.append("option forwardfor")
+    servers = tuple(_server(ctx, frontend, node) for node in frontend.backends)
+    return Listener(
+        name=frontend.name,
+        comment=f"{_title(frontend)}: {len(servers)} back ends, {_check_description(frontend)}",
+        mode=frontend.mode, binds=binds, lines=tuple(lines), servers=servers,
+    )
+
+
+def galera_single_writer_listener(ctx: RenderContext, frontend: Frontend,
+                                  binds: tuple[str, ...]) -> Listener:
+    """Every connection to one Galera member; the others are backups taken in order.
+
+    The stick table holds one entry, keyed on the VIP: once a backup has taken over, new
+    connections stay on it when the old writer returns, so there are never two writers.
+    `shutdown-sessions` cuts the clients of a member marked down, so they reconnect to the new
+    writer at once instead of waiting for their own timeouts.
+    """
+    writer, *backups = frontend.backends
+    # No `balance`: with a single active server there is nothing to balance.
+    lines = (
+        *_check_lines(frontend),
+        "option tcpka",
+        f"timeout client {_duration(DB_IDLE_TIMEOUT_S)}",
+        f"timeout server {_duration(DB_IDLE_TIMEOUT_S)}",
+        "stick-table type ip size 1 nopurge",
+        "stick on dst",
+    )
+    servers = tuple(
+        _server(ctx, frontend, node, backup=node != writer,
+                extra="on-marked-down shutdown-sessions")
+        for node in frontend.backends
+    )
+    return Listener(
+        name=frontend.name,
+        comment=f"{_title(frontend)}: single writer {writer}, backups {', '.join(backups) or 'none'}, "
+                f"no failback; {_check_description(frontend)}",
+        mode=frontend.mode, binds=binds, lines=lines, servers=servers,
+    )
+
+
+def _check_lines(frontend: Frontend) -> list[str]:
+    if frontend.check.kind == "http":
+        return [f"option httpchk GET {frontend.check.path or '/'}",
+                f"http-check expect status {HTTP_CHECK_EXPECT}"]
+    return []   # a plain TCP connect check, HAProxy's default for `check`
+
+
+def _check_description(frontend: Frontend) -> str:
+    port = f" :{frontend.check.port}" if frontend.check.port else ""
+    if frontend.check.kind == "http":
+        return f"HTTP check GET {frontend.check.path or '/'}{port}"
+    return f"TCP check{port}"
+
+
+def _server(ctx: RenderContext, frontend: Frontend, node: str, backup: bool = False,
+            extra: str = "") -> Server:
+    """A back end at its node IP, checked with the budget's inter/fall/rise."""
+    budget = ctx.budget
+    words = ["backup"] if backup else []
+    words.append("check")
+    if frontend.check.port and frontend.check.port != frontend.port:
+        words.append(f"port {frontend.check.port}")
+    words.append(f"inter {budget.haproxy_inter_ms}ms fall {budget.haproxy_fall} "
+                 f"rise {budget.haproxy_rise}")
+    if extra:
+        words.append(extra)
+    options = " ".join(words)
+    return Server(name=node, address=ctx.address(node), port=frontend.port, options=options)

@@ -1,0 +1,696 @@
+"""OpenStack service configuration (oslo.config INI files) for every node running a service.
+
+Stage 4 (render). Which sections a service needs is data (`SERVICE_CONFIGS`, one row per
+service); one writer (`IniFile`) turns sections into text. HA-relevant choices:
+- the database is reached through the internal VIP (HAProxy's single-writer Galera frontend),
+  and oslo.db retries forever, so a writer failover costs a reconnect, not a dead service;
+- RabbitMQ is not load balanced: `transport_url` lists every broker, clients fail over;
+- memcached is a client-side list: every instance, short timeouts, a dead one skipped;
+- every API binds its node's own IP so HAProxy can bind the same port on the VIP.
+
+Secrets: `db_<service>`, `service_<service>`, `rabbitmq_openstack`, `keystone_admin`,
+`neutron_metadata_proxy`, all read through `ctx.secret()`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from hastack.errors import RenderError
+from hastack.plan import Plan
+from hastack.render import RenderContext, RenderedFile
+from hastack.render.budget import Budget
+from hastack.render.secrets import SecretSpec
+
+SYSTEM = "openstack"
+
+Value = str | int | float | bool | list[str] | tuple[str, ...]
+
+# RabbitMQ account every OpenStack service uses (the RabbitMQ renderer creates it).
+RABBIT_USER = "openstack"
+RABBIT_SECRET = "rabbitmq_openstack"
+KEYSTONE_ADMIN_SECRET = "keystone_admin"
+METADATA_SECRET = "neutron_metadata_proxy"
+# Where Neutron's L3 HA routers keep their VRRP traffic (seed 004).
+L3_HA_NET_CIDR = "169.254.192.0/18"
+# SQLAlchemy pool sizing per worker: every API worker of every node ends up on the one Galera
+# writer, so keep the pool small (sizes, not timings).
+DB_POOL = {"max_pool_size": 5, "max_overflow": 10}
+
+
+# --------------------------------------------------------------------------------------------
+# The INI writer
+
+
+class IniFile:
+    """Sections of one oslo.config/paste file, in insertion order; a key set twice is a bug."""
+
+    def __init__(self, header: str):
+        self.header = header
+        self.sections: dict[str, dict[str, tuple[Value, str | None]]] = {"DEFAULT": {}}
+
+    def set(self, section: str, key: str, value: Value, why: str | None = None) -> None:
+        entries = self.sections.setdefault(section, {})
+        if key in entries:
+            raise RenderError(f"[{section}] {key} set twice")
+        entries[key] = (value, why)
+
+    def update(self, section: str, values: dict[str, Value]) -> None:
+        for key, value in values.items():
+            self.set(section, key, value)
+
+    def text(self) -> str:
+        lines = [f"# {line}" if line else "#" for line in self.header.splitlines()]
+        for section, entries in self.sections.items():
+            if not entries and section != "DEFAULT":
+                continue
+            lines += ["", f"[{section}]"]
+            for key, (value, why) in entries.items():
+                if why:
+                    lines += [f"# {line}" for line in why.splitlines()]
+                lines.append(f"{key} = {_format(value)}")
+        return "\n".join(lines) + "\n"
+
+
+def _format(value: Value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list | tuple):
+        return ",".join(value)
+    return str(value)
+
+
+# --------------------------------------------------------------------------------------------
+# Timings the Budget does not carry (yet)
+
+
+@dataclass(frozen=True)
+class ClientTimings:
+    """Client-side timings derived from the Budget's numbers, in one place.
+
+    Proposed as Budget fields; until they are there, each is derived here from a Budget
+    value with the reason next to it, never picked independently."""
+
+    memcache_socket_timeout_s: int
+    memcache_dead_retry_s: int
+    memcache_pool_get_timeout_s: int
+    db_connection_recycle_s: int
+
+
+def client_timings(budget: Budget) -> ClientTimings:
+    # A live memcached on the LAN answers within HAProxy's back-end connect timeout; a server
+    # that does not is treated as dead. keystonemiddleware takes whole seconds.
+    socket_timeout = max(1, math.ceil(budget.haproxy_connect_timeout_ms / 1000))
+    return ClientTimings(
+        memcache_socket_timeout_s=socket_timeout,
+        # Skip a dead server for as long as RabbitMQ needs to declare a peer down, times ten:
+        # each retry of a still-dead server costs one socket timeout on one request.
+        memcache_dead_retry_s=max(30, 10 * budget.rabbit_net_ticktime_s),
+        # Waiting longer for a pooled connection than for a server itself buys nothing.
+        memcache_pool_get_timeout_s=socket_timeout,
+        # Idle pooled DB connections follow the current writer again after this long: it
+        # bounds the two-writers window after a failback (LAB-NOTES, HAProxy).
+        db_connection_recycle_s=max(10, math.ceil(5 * budget.target_s)),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Shared client lists (owned by their systems' renderers; local fallbacks until they exist)
+
+
+def _port(plan: Plan, process: str, name: str) -> int:
+    for port in plan.catalog.process(process).ports:
+        if port.name == name:
+            return port.port
+    raise RenderError(f"catalog: {process} has no port '{name}'")
+
+
+def _node_ip(plan: Plan, node: str) -> str:
+    return str(plan.cloud.node(node).ip)
+
+
+try:
+    from hastack.render.memcached import memcached_servers as _shared_memcached_servers
+except ImportError:  # the memcached renderer is not there yet
+    _shared_memcached_servers = None
+
+
+def memcached_server_list(plan: Plan) -> list[str]:
+    """Every memcached instance as "ip:port" (clients hash keys over all of them)."""
+    if _shared_memcached_servers is not None:
+        servers = _shared_memcached_servers(plan)
+        return servers.split(",") if isinstance(servers, str) else list(servers)
+    port = _port(plan, "memcached", "memcached")
+    return [f"{_node_ip(plan, n)}:{port}" for n in plan.nodes_running("memcached")]
+
+
+try:
+    from hastack.render.redis import sentinel_url as _shared_sentinel_url
+except ImportError:  # the redis renderer is not there yet
+    _shared_sentinel_url = None
+
+# Sentinel's name for the Redis master; must match the Redis renderer's `sentinel monitor`.
+SENTINEL_MASTER = "hastack"
+
+
+def coordination_url(plan: Plan) -> str:
+    """tooz URL through Redis Sentinel: every sentinel, so losing one does not matter."""
+    if _shared_sentinel_url is not None:
+        return str(_shared_sentinel_url(plan))
+    port = _port(plan, "redis-sentinel", "sentinel")
+    first, *others = [f"{_node_ip(plan, n)}:{port}" for n in plan.nodes_running("redis-sentinel")]
+    query = [f"sentinel={SENTINEL_MASTER}", *(f"sentinel_fallback={o}" for o in others)]
+    return f"redis://{first}?{'&'.join(query)}"
+
+
+def transport_url(ctx: RenderContext) -> str:
+    """Every RabbitMQ node: oslo.messaging fails over between them, no load balancer."""
+    plan = ctx.plan
+    password = quote(ctx.secret(RABBIT_SECRET), safe="")
+    port = _port(plan, "rabbitmq", "amqp")
+    hosts = ",".join(f"{RABBIT_USER}:{password}@{_node_ip(plan, n)}:{port}"
+                     for n in plan.nodes_running("rabbitmq"))
+    return f"rabbit://{hosts}/"
+
+
+# --------------------------------------------------------------------------------------------
+# The table: what each service's configuration needs
+
+
+@dataclass(frozen=True)
+class Listen:
+    """Where one process binds: the node's own IP, on its catalog port."""
+
+    process: str
+    section: str
+    host_key: str
+    port_key: str
+    port_name: str
+
+
+SectionBuilder = Callable[["NodeView", IniFile], None]
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    service: str
+    path: str
+    # SQL databases (Galera creates them; user = service, password secret db_<service>);
+    # the ones this file connects to, by section.
+    databases: tuple[str, ...] = ()
+    db_sections: tuple[tuple[str, str], ...] = ()
+    # Processes that open the database (None: every process of the service).
+    db_processes: tuple[str, ...] | None = None
+    listen: tuple[Listen, ...] = ()
+    # Extra files for nodes running a process: (process, path, builder).
+    agent_files: tuple[tuple[str, str, SectionBuilder], ...] = ()
+    extra: SectionBuilder | None = None
+    paste: bool = False           # a paste-deploy file (swift) rather than oslo.config
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """What a builder needs about one node running one service."""
+
+    ctx: RenderContext
+    config: ServiceConfig
+    node: str
+    processes: tuple[str, ...]    # the service's processes on this node
+    timings: ClientTimings
+
+    @property
+    def plan(self) -> Plan:
+        return self.ctx.plan
+
+    @property
+    def ip(self) -> str:
+        return self.ctx.address(self.node)
+
+    @property
+    def vip(self) -> str:
+        return str(self.plan.cloud.vips.internal)
+
+    def vip_url(self, frontend: str, path: str = "") -> str:
+        """http://<internal VIP>:<port of an HAProxy frontend><path>."""
+        for f in self.plan.frontends:
+            if f.name == frontend:
+                return f"http://{self.vip}:{f.port}{path}"
+        raise RenderError(f"no HAProxy frontend '{frontend}' is planned")
+
+    @property
+    def keystone_url(self) -> str:
+        return self.vip_url("keystone")
+
+    def password(self, secret: str) -> str:
+        return self.ctx.secret(secret)
+
+
+def _database_url(view: NodeView, database: str) -> str:
+    plan = view.plan
+    galera = next((f for f in plan.frontends if f.name == "galera"), None)
+    if galera is None:
+        raise RenderError("no Galera frontend is planned for the database VIP")
+    user = view.config.service
+    password = quote(view.password(f"db_{user}"), safe="")
+    return (f"mysql+pymysql://{user}:{password}@{view.vip}:{galera.port}/{database}"
+            f"?connect_timeout={view.ctx.budget.db_connect_timeout_s}")
+
+
+def _database(view: NodeView, ini: IniFile) -> None:
+    budget, timings = view.ctx.budget, view.timings
+    for section, database in view.config.db_sections:
+        ini.set(section, "connection", _database_url(view, database),
+                "Through HAProxy's single-writer Galera frontend on the internal VIP.")
+        ini.set(section, "max_retries", -1, "Retry forever: a writer failover is a reconnect.")
+        ini.set(section, "retry_interval", budget.db_retry_interval_s)
+        ini.set(section, "connection_recycle_time", timings.db_connection_recycle_s)
+        ini.update(section, DB_POOL)
+
+
+def _messaging(view: NodeView, ini: IniFile) -> None:
+    budget = view.ctx.budget
+    ini.set("DEFAULT", "transport_url", transport_url(view.ctx),
+            "Every RabbitMQ node; clients fail over, no load balancer in between.")
+    section = "oslo_messaging_rabbit"
+    if view.plan.cloud.settings.rabbitmq.queues == "quorum":
+        ini.set(section, "rabbit_quorum_queue", True, "Raft-replicated queues (settings).")
+    else:
+        ini.set(section, "rabbit_ha_queues", True,
+                "Classic mirrored queues (settings; removed in RabbitMQ 4).")
+    ini.set(section, "amqp_durable_queues", True)
+    ini.set(section, "heartbeat_timeout_threshold", budget.amqp_heartbeat_timeout_s,
+            "A dead broker connection is noticed after this long (budget).")
+    ini.set(section, "kombu_failover_strategy", "round-robin")
+    ini.set(section, "rabbit_retry_interval", budget.amqp_retry_interval_s)
+    ini.set(section, "rabbit_retry_backoff", budget.amqp_retry_interval_s)
+    if view.plan.cloud.has_service("ceilometer"):
+        ini.set("oslo_messaging_notifications", "driver", "messagingv2",
+                "Ceilometer's notification agents consume these.")
+
+
+def _cache(view: NodeView, ini: IniFile) -> None:
+    t = view.timings
+    ini.set("cache", "enabled", True)
+    ini.set("cache", "backend", "oslo_cache.memcache_pool",
+            "python-memcached with a pool: honours dead_retry and socket_timeout, so a dead\n"
+            "instance costs one short timeout and is then skipped (dogpile.cache.memcached\n"
+            "ignores both).")
+    ini.set("cache", "memcache_servers", memcached_server_list(view.plan))
+    ini.set("cache", "memcache_socket_timeout", t.memcache_socket_timeout_s)
+    ini.set("cache", "memcache_dead_retry", t.memcache_dead_retry_s)
+    ini.set("cache", "memcache_pool_connection_get_timeout", t.memcache_pool_get_timeout_s)
+    ini.set("cache", "memcache_pool_flush_on_reconnect", True,
+            "A server back from a partition may hold stale keys: flush it on reconnect.")
+
+
+def _keystone_auth(view: NodeView, ini: IniFile, section: str) -> None:
+    """keystoneauth password plugin credentials of this service's own user."""
+    service = view.config.service
+    ini.update(section, {
+        "auth_url": view.keystone_url,
+        "auth_type": "password",
+        "project_domain_name": "Default",
+        "user_domain_name": "Default",
+        "project_name": "service",
+        "username": service,
+        "password": view.password(f"service_{service}"),
+    })
+
+
+def _keystone_authtoken(view: NodeView, ini: IniFile) -> None:
+    t = view.timings
+    section = "keystone_authtoken"
+    ini.set(section, "www_authenticate_uri", view.keystone_url)
+    _keystone_auth(view, ini, section)
+    ini.set(section, "memcached_servers", memcached_server_list(view.plan))
+    ini.set(section, "memcache_use_advanced_pool", True)
+    ini.set(section, "memcache_pool_socket_timeout", t.memcache_socket_timeout_s)
+    ini.set(section, "memcache_pool_dead_retry", t.memcache_dead_retry_s)
+    ini.set(section, "memcache_pool_conn_get_timeout", t.memcache_pool_get_timeout_s)
+
+
+def _endpoint(view: NodeView, ini: IniFile, section: str, frontend: str | None) -> None:
+    """A client section of another service, reached through the internal VIP."""
+    _keystone_auth(view, ini, section)
+    ini.set(section, "valid_interfaces", "internal")
+    if frontend is not None:
+        ini.set(section, "endpoint_override", view.vip_url(frontend))
+
+
+def _listen(view: NodeView, ini: IniFile) -> None:
+    for listen in view.config.listen:
+        if listen.process in view.processes:
+            ini.set(listen.section, listen.host_key, view.ip,
+                    "The node's own IP: HAProxy binds this port on the VIP.")
+            ini.set(listen.section, listen.port_key,
+                    _port(view.plan, listen.process, listen.port_name))
+
+
+# --- per-service sections -------------------------------------------------------------------
+
+
+def _keystone(view: NodeView, ini: IniFile) -> None:
+    ini.set("token", "provider", "fernet")
+    ini.set("fernet_tokens", "key_repository", "/etc/keystone/fernet-keys/",
+            "Identical on every node, or tokens issued by one are refused by the others.")
+    ini.set("credential", "provider", "fernet")
+    ini.set("credential", "key_repository", "/etc/keystone/credential-keys/")
+
+
+def _glance(view: NodeView, ini: IniFile) -> None:
+    ini.set("paste_deploy", "flavor", "keystone")
+
+
+def _glance_registry(view: NodeView, ini: IniFile) -> None:
+    """The (long deprecated) registry has its own file, database and port."""
+    ini.set("DEFAULT", "bind_host", view.ip, "The node's own IP: HAProxy binds the VIP.")
+    ini.set("DEFAULT", "bind_port", _port(view.plan, "glance-registry", "image-registry"))
+    _database(view, ini)
+    _keystone_authtoken(view, ini)
+    ini.set("paste_deploy", "flavor", "keystone")
+
+
+def _metadata_proxy(plan: Plan) -> bool:
+    """Nova's metadata API answers instances through Neutron's metadata proxy."""
+    return plan.runs("nova-api") and plan.runs("neutron-server")
+
+
+def _nova(view: NodeView, ini: IniFile) -> None:
+    plan = view.plan
+    ini.set("DEFAULT", "my_ip", view.ip)
+    ini.set("api", "auth_strategy", "keystone")
+    novnc = plan.process("nova-novncproxy")
+    public = plan.cloud.vips.public or plan.cloud.vips.internal
+    ini.set("vnc", "enabled", True)
+    ini.set("vnc", "server_listen", view.ip)
+    ini.set("vnc", "server_proxyclient_address", view.ip)
+    if novnc is not None:
+        port = _port(plan, "nova-novncproxy", "novnc")
+        ini.set("vnc", "novncproxy_base_url", f"http://{public}:{port}/vnc_auto.html",
+                "Browsers reach the console proxy through the VIP.")
+        if "nova-novncproxy" in view.processes:
+            ini.set("vnc", "novncproxy_host", view.ip)
+            ini.set("vnc", "novncproxy_port", port)
+    if plan.runs("glance-api"):
+        _endpoint(view, ini, "glance", "glance-api")
+    if plan.runs("neutron-server"):
+        _endpoint(view, ini, "neutron", "neutron-server")
+    if _metadata_proxy(plan):
+        ini.set("neutron", "service_metadata_proxy", True)
+        ini.set("neutron", "metadata_proxy_shared_secret", view.password(METADATA_SECRET))
+    # Placement has no HAProxy frontend in the catalog: found in Keystone's internal endpoints.
+    _endpoint(view, ini, "placement", None)
+    ini.set("placement", "region_name", "RegionOne")
+    if plan.runs("cinder-api"):
+        ini.set("cinder", "catalog_info", "volumev3::internalURL")
+    ini.set("oslo_concurrency", "lock_path", "/var/lib/nova/tmp")
+
+
+def _neutron(view: NodeView, ini: IniFile) -> None:
+    plan = view.plan
+    neutron = plan.cloud.settings.neutron
+    ini.set("DEFAULT", "core_plugin", "ml2")
+    plugins = ["router"] + (["metering"] if plan.runs("neutron-metering-agent") else [])
+    ini.set("DEFAULT", "service_plugins", plugins)
+    ini.set("DEFAULT", "auth_strategy", "keystone")
+    ini.set("DEFAULT", "l3_ha", neutron.l3_ha, "Routers on several L3 agents, VRRP inside.")
+    ini.set("DEFAULT", "max_l3_agents_per_router", neutron.max_l3_agents_per_router)
+    ini.set("DEFAULT", "min_l3_agents_per_router", neutron.min_l3_agents_per_router)
+    ini.set("DEFAULT", "l3_ha_net_cidr", L3_HA_NET_CIDR)
+    ini.set("DEFAULT", "allow_automatic_l3agent_failover",
+            neutron.allow_automatic_l3agent_failover)
+    ini.set("DEFAULT", "dhcp_agents_per_network", neutron.dhcp_agents_per_network,
+            "Several DHCP agents serve each network, all active (seed 004).")
+    ini.set("DEFAULT", "router_distributed", False)
+    if plan.runs("nova-api"):
+        ini.set("DEFAULT", "notify_nova_on_port_status_changes", True)
+        ini.set("DEFAULT", "notify_nova_on_port_data_changes", True)
+        _keystone_auth(view, ini, "nova")
+    ini.set("oslo_concurrency", "lock_path", "/var/lib/neutron/tmp")
+
+
+def _l3_agent(view: NodeView, ini: IniFile) -> None:
+    ini.set("DEFAULT", "interface_driver", "openvswitch")
+    ini.set("DEFAULT", "agent_mode", "legacy")
+    # Whole seconds only; VRRP inside router namespaces, separate from the VIPs' keepalived.
+    ini.set("DEFAULT", "ha_vrrp_advert_int", max(1, math.ceil(view.ctx.budget.vrrp_advert_s)),
+            "Router VRRP advert interval, from the VIP budget (whole seconds).")
+
+
+def _dhcp_agent(view: NodeView, ini: IniFile) -> None:
+    ini.set("DEFAULT", "interface_driver", "openvswitch")
+    ini.set("DEFAULT", "dhcp_driver", "neutron.agent.linux.dhcp.Dnsmasq")
+    ini.set("DEFAULT", "enable_isolated_metadata", True,
+            "Metadata through the DHCP namespace keeps working while an HA router moves.")
+
+
+def _metadata_agent(view: NodeView, ini: IniFile) -> None:
+    if not _metadata_proxy(view.plan):
+        return
+    ini.set("DEFAULT", "nova_metadata_host", view.vip, "Nova's metadata API via the VIP.")
+    ini.set("DEFAULT", "nova_metadata_port", _port(view.plan, "nova-api", "metadata"))
+    ini.set("DEFAULT", "metadata_proxy_shared_secret", view.password(METADATA_SECRET))
+
+
+# Cinder volume drivers per backend (the catalog says which ones are active/active).
+CINDER_DRIVERS: dict[str, dict[str, Value]] = {
+    "lvm": {"volume_driver": "cinder.volume.drivers.lvm.LVMVolumeDriver",
+            "volume_group": "cinder-volumes", "target_helper": "lioadm"},
+    "ceph": {"volume_driver": "cinder.volume.drivers.rbd.RBDDriver", "rbd_pool": "volumes",
+             "rbd_ceph_conf": "/etc/ceph/ceph.conf", "rbd_user": "cinder"},
+    "nfs": {"volume_driver": "cinder.volume.drivers.nfs.NfsDriver",
+            "nfs_shares_config": "/etc/cinder/nfs_shares"},
+    "netapp": {"volume_driver": "cinder.volume.drivers.netapp.common.NetAppDriver",
+               "netapp_storage_family": "ontap_cluster", "netapp_storage_protocol": "iscsi"},
+    "pure": {"volume_driver": "cinder.volume.drivers.pure.PureISCSIDriver"},
+}
+
+
+def _cinder(view: NodeView, ini: IniFile) -> None:
+    plan = view.plan
+    backend = plan.cloud.settings.cinder.backend
+    ini.set("DEFAULT", "enabled_backends", backend)
+    ini.set("DEFAULT", "auth_strategy", "keystone")
+    ini.set(backend, "volume_backend_name", backend)
+    ini.update(backend, CINDER_DRIVERS[backend])
+    if plan.catalog.cinder_backends[backend].active_active:
+        ini.set("DEFAULT", "cluster", plan.cloud.name,
+                "Active/active cinder-volume: every node joins this cluster (seed 001).")
+        if plan.runs("redis-sentinel"):
+            ini.set("coordination", "backend_url", coordination_url(plan),
+                    "A/A cinder-volume needs a distributed lock manager.")
+    else:
+        ini.set(backend, "backend_host", f"{plan.cloud.name}-cinder-volume",
+                "Active/passive: one shared service name, so volumes stay reachable when\n"
+                "Pacemaker starts cinder-volume on another node (the volume group must be on\n"
+                "shared storage for the data to follow).")
+    if plan.runs("glance-api"):
+        ini.set("DEFAULT", "glance_api_servers", view.vip_url("glance-api"))
+    if plan.runs("nova-api"):
+        _endpoint(view, ini, "nova", None)
+    ini.set("oslo_concurrency", "lock_path", "/var/lib/cinder/tmp")
+
+
+def _heat(view: NodeView, ini: IniFile) -> None:
+    plan = view.plan
+    if plan.process("heat-api-cfn") is not None:
+        cfn = view.vip_url("heat-api-cfn")
+        ini.set("DEFAULT", "heat_metadata_server_url", cfn)
+        ini.set("DEFAULT", "heat_waitcondition_server_url", f"{cfn}/v1/waitcondition")
+    ini.set("clients_keystone", "auth_uri", view.keystone_url)
+    _keystone_auth(view, ini, "trustee")
+
+
+def _ceilometer(view: NodeView, ini: IniFile) -> None:
+    plan = view.plan
+    if plan.cloud.settings.ceilometer.coordination == "redis" and plan.runs("redis-sentinel"):
+        ini.set("coordination", "backend_url", coordination_url(plan),
+                "tooz over Redis Sentinel partitions the central agents' work.")
+    _keystone_auth(view, ini, "service_credentials")
+    ini.set("service_credentials", "interface", "internalURL")
+
+
+def _swift(view: NodeView, ini: IniFile) -> None:
+    t = view.timings
+    ini.set("pipeline:main", "pipeline",
+            "catch_errors gatekeeper healthcheck proxy-logging cache listing_formats "
+            "authtoken keystoneauth copy dlo versioned_writes proxy-logging proxy-server")
+    ini.update("app:proxy-server", {"use": "egg:swift#proxy", "account_autocreate": True})
+    for name in ("catch_errors", "gatekeeper", "healthcheck", "proxy-logging",
+                 "listing_formats", "copy", "dlo", "versioned_writes"):
+        ini.set(f"filter:{name}", "use", f"egg:swift#{name.replace('-', '_')}")
+    ini.set("filter:cache", "use", "egg:swift#memcache")
+    ini.set("filter:cache", "memcache_servers", memcached_server_list(view.plan),
+            "Every memcached instance; swift hashes keys over them.")
+    ini.set("filter:cache", "connect_timeout", t.memcache_socket_timeout_s)
+    section = "filter:authtoken"
+    ini.set(section, "paste.filter_factory", "keystonemiddleware.auth_token:filter_factory")
+    ini.set(section, "www_authenticate_uri", view.keystone_url)
+    _keystone_auth(view, ini, section)
+    ini.set(section, "memcached_servers", memcached_server_list(view.plan))
+    ini.set(section, "delay_auth_decision", True)
+    ini.update("filter:keystoneauth", {"use": "egg:swift#keystoneauth",
+                                       "operator_roles": "admin,member"})
+
+
+def _listen_on(process: str, section: str, port_name: str, host_key: str = "bind_host",
+               port_key: str = "bind_port") -> Listen:
+    return Listen(process, section, host_key, port_key, port_name)
+
+
+SERVICE_CONFIGS: tuple[ServiceConfig, ...] = (
+    # Keystone runs under a WSGI server that binds the node IP itself (no bind option here).
+    ServiceConfig("keystone", "etc/keystone/keystone.conf", databases=("keystone",),
+                  db_sections=(("database", "keystone"),), extra=_keystone),
+    ServiceConfig("glance", "etc/glance/glance-api.conf", databases=("glance",),
+                  db_sections=(("database", "glance"),),
+                  listen=(_listen_on("glance-api", "DEFAULT", "image"),),
+                  agent_files=(("glance-registry", "etc/glance/glance-registry.conf",
+                                _glance_registry),),
+                  extra=_glance),
+    ServiceConfig("nova", "etc/nova/nova.conf", databases=("nova", "nova_api", "nova_cell0"),
+                  db_sections=(("database", "nova"), ("api_database", "nova_api")),
+                  db_processes=("nova-api", "nova-cert", "nova-scheduler", "nova-conductor",
+                                "nova-novncproxy"),
+                  listen=(_listen_on("nova-api", "DEFAULT", "compute",
+                                     "osapi_compute_listen", "osapi_compute_listen_port"),
+                          _listen_on("nova-api", "DEFAULT", "metadata",
+                                     "metadata_listen", "metadata_listen_port")),
+                  extra=_nova),
+    ServiceConfig("neutron", "etc/neutron/neutron.conf", databases=("neutron",),
+                  db_sections=(("database", "neutron"),), db_processes=("neutron-server",),
+                  listen=(_listen_on("neutron-server", "DEFAULT", "network"),),
+                  agent_files=(
+                      ("neutron-l3-agent", "etc/neutron/l3_agent.ini", _l3_agent),
+                      ("neutron-dhcp-agent", "etc/neutron/dhcp_agent.ini", _dhcp_agent),
+                      ("neutron-metadata-agent", "etc/neutron/metadata_agent.ini",
+                       _metadata_agent),
+                  ),
+                  extra=_neutron),
+    ServiceConfig("cinder", "etc/cinder/cinder.conf", databases=("cinder",),
+                  db_sections=(("database", "cinder"),),
+                  listen=(_listen_on("cinder-api", "DEFAULT", "volume",
+                                     "osapi_volume_listen", "osapi_volume_listen_port"),),
+                  extra=_cinder),
+    ServiceConfig("heat", "etc/heat/heat.conf", databases=("heat",),
+                  db_sections=(("database", "heat"),),
+                  listen=(_listen_on("heat-api", "heat_api", "orchestration"),
+                          _listen_on("heat-api-cfn", "heat_api_cfn", "cloudformation"),
+                          _listen_on("heat-api-cloudwatch", "heat_api_cloudwatch",
+                                     "cloudwatch")),
+                  extra=_heat),
+    # Ceilometer keeps its samples in MongoDB/Gnocchi, not in Galera.
+    ServiceConfig("ceilometer", "etc/ceilometer/ceilometer.conf",
+                  listen=(_listen_on("ceilometer-api", "api", "metering", "host", "port"),),
+                  extra=_ceilometer),
+    ServiceConfig("swift", "etc/swift/proxy-server.conf",
+                  listen=(_listen_on("swift-proxy", "DEFAULT", "object-store",
+                                     "bind_ip", "bind_port"),),
+                  extra=_swift, paste=True),
+    ServiceConfig("sahara", "etc/sahara/sahara.conf", databases=("sahara",),
+                  db_sections=(("database", "sahara"),),
+                  listen=(_listen_on("sahara-api", "DEFAULT", "data-processing",
+                                     "host", "port"),)),
+    ServiceConfig("trove", "etc/trove/trove.conf", databases=("trove",),
+                  db_sections=(("database", "trove"),),
+                  listen=(_listen_on("trove-api", "DEFAULT", "database-service"),)),
+)
+
+_CONFIGS = {c.service: c for c in SERVICE_CONFIGS}
+
+
+# --------------------------------------------------------------------------------------------
+# Public interface
+
+
+def _enabled_configs(plan: Plan) -> list[ServiceConfig]:
+    return [_CONFIGS[s] for s in plan.cloud.services if s in _CONFIGS]
+
+
+def service_databases(plan: Plan) -> dict[str, list[str]]:
+    """SQL databases of every enabled service (user = service name, password `db_<service>`);
+    the Galera renderer creates them."""
+    return {c.service: list(c.databases) for c in _enabled_configs(plan) if c.databases}
+
+
+def _token_validators(plan: Plan) -> set[str]:
+    """Services whose APIs validate tokens (every service but Keystone itself)."""
+    return {c.service for c in _enabled_configs(plan) if c.service != "keystone"}
+
+
+def secrets_needed(plan: Plan) -> list[SecretSpec]:
+    specs = [SecretSpec(RABBIT_SECRET, purpose="RabbitMQ user 'openstack' of every service")]
+    for service in service_databases(plan):
+        specs.append(SecretSpec(f"db_{service}", purpose=f"Galera user '{service}'"))
+    for service in sorted(_token_validators(plan)):
+        specs.append(SecretSpec(f"service_{service}", purpose=f"Keystone user '{service}'"))
+    if plan.cloud.has_service("keystone"):
+        specs.append(SecretSpec(KEYSTONE_ADMIN_SECRET, purpose="Keystone 'admin' (bootstrap)"))
+    if _metadata_proxy(plan):
+        specs.append(SecretSpec(METADATA_SECRET, purpose="Nova/Neutron metadata proxy"))
+    return specs
+
+
+def _service_processes(plan: Plan, service: str, node: str) -> tuple[str, ...]:
+    return tuple(p.process for p in plan.processes if p.service == service and node in p.nodes)
+
+
+def _header(plan: Plan, config: ServiceConfig, node: str, path: str) -> str:
+    return (f"{path.rsplit('/', 1)[-1]} of {config.service} on {node}, cloud {plan.cloud.name}.\n"
+            "Rendered by hastack; edit cloud.yaml and re-render instead of this file.")
+
+
+def _main_file(view: NodeView) -> IniFile:
+    config, plan = view.config, view.plan
+    ini = IniFile(_header(plan, config, view.node, config.path))
+    _listen(view, ini)
+    if config.paste:
+        if config.extra is not None:
+            config.extra(view, ini)
+        return ini
+    _messaging(view, ini)
+    db_processes = config.db_processes
+    if config.db_sections and (db_processes is None
+                               or any(p in db_processes for p in view.processes)):
+        _database(view, ini)
+    _cache(view, ini)
+    api = any(p.frontends for p in plan.processes if p.process in view.processes)
+    if config.service != "keystone" and api:
+        _keystone_authtoken(view, ini)
+    if config.extra is not None:
+        config.extra(view, ini)
+    return ini
+
+
+def _files_for(ctx: RenderContext, config: ServiceConfig,
+               timings: ClientTimings) -> Iterable[RenderedFile]:
+    plan = ctx.plan
+    nodes = [n.name for n in plan.cloud.nodes if _service_processes(plan, config.service, n.name)]
+    for node in nodes:
+        view = NodeView(ctx, config, node, _service_processes(plan, config.service, node),
+                        timings)
+        yield _file(node, config.path, _main_file(view).text())
+        for process, path, build in config.agent_files:
+            if process in view.processes:
+                ini = IniFile(_header(plan, config, node, path))
+                build(view, ini)
+                yield _file(node, path, ini.text())
+
+
+def _file(node: str, path: str, text: str) -> RenderedFile:
+    # Passwords inside: readable by the service's group only (the deployer sets the group).
+    return RenderedFile(node=node, path=path, content=text, system=SYSTEM, mode=0o640,
+                        owner="root")
+
+
+def render(ctx: RenderContext) -> list[RenderedFile]:
+    timings = client_timings(ctx.budget)
+    files: list[RenderedFile] = []
+    for config in _enabled_configs(ctx.plan):
+        files.extend(_files_for(ctx, config, timings))
+    return files
