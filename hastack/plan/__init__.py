@@ -191,7 +191,8 @@ def make_plan(cloud: Cloud, catalog: Catalog | None = None) -> Plan:
         e.strategy == "pacemaker" for e in effective
     )
     second = [spec for spec in catalog.processes if spec.needs_pacemaker_cluster()]
-    effective += [e for spec in second if (e := placer.effective(spec, pacemaker_cluster))]
+    effective += [_with_strategy_nodes(e, effective) for spec in second
+                  if (e := placer.effective(spec, pacemaker_cluster))]
     order = {spec.process: i for i, spec in enumerate(catalog.processes)}
     effective.sort(key=lambda e: order[e.spec.process])
 
@@ -222,6 +223,17 @@ class _Effective:
     strategy: Strategy
     roles: tuple[Role, ...]
     nodes: tuple[str, ...]
+
+
+def _with_strategy_nodes(e: _Effective, others: list[_Effective]) -> _Effective:
+    """Add the nodes of every process guarded by `also_with_strategy` (cluster members must
+    include every node that runs a resource of the cluster)."""
+    strategy = e.spec.also_with_strategy
+    if strategy is None:
+        return e
+    extra = [n for o in others if o.strategy == strategy for n in o.nodes]
+    nodes = tuple(dict.fromkeys([*e.nodes, *extra]))
+    return _Effective(e.spec, e.mode, e.strategy, e.roles, nodes)
 
 
 class _Placer:

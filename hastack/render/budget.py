@@ -19,6 +19,8 @@ MIN_VRRP_ADVERT_S = 0.1        # VRRPv3 counts in centiseconds
 MIN_HAPROXY_INTER_MS = 200
 MIN_GALERA_SUSPECT_S = 2.0     # below this, a busy node is evicted for a scheduling hiccup
 MIN_RABBIT_TICKTIME_S = 4      # Erlang ticks at net_ticktime/4; smaller values flap
+MIN_COROSYNC_TOKEN_MS = 1000   # below this, totem reforms membership on a scheduling hiccup
+MIN_SENTINEL_DOWN_AFTER_MS = 1000
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,18 @@ class Budget:
     amqp_retry_interval_s: int
     # Kernel: established TCP connections to a vanished peer give up after tcp_retries2.
     tcp_retries2: int
+    # Corosync totem: a silent member is declared lost after token + consensus.
+    corosync_token_ms: int
+    # Redis Sentinel: a silent master is subjectively down after down-after-milliseconds.
+    sentinel_down_after_ms: int
+    # memcached clients (oslo.cache, keystonemiddleware): a server that does not answer
+    # within the socket timeout is skipped for dead_retry seconds.
+    memcache_socket_timeout_s: int
+    memcache_dead_retry_s: int
+
+    @property
+    def corosync_consensus_ms(self) -> int:
+        return int(self.corosync_token_ms * 1.2)
 
     @property
     def vrrp_failover_s(self) -> float:
@@ -101,6 +115,16 @@ class Budget:
                    f"retry_interval {self.db_retry_interval_s}, "
                    f"connect_timeout {self.db_connect_timeout_s}",
                    float(self.db_retry_interval_s)),
+            Timing("Corosync totem", "cluster member lost (Pacemaker then fences and fails over)",
+                   f"token {self.corosync_token_ms} consensus {self.corosync_consensus_ms}",
+                   (self.corosync_token_ms + self.corosync_consensus_ms) / 1000),
+            Timing("Redis Sentinel", "Redis master down (then a replica is promoted)",
+                   f"down-after-milliseconds {self.sentinel_down_after_ms}",
+                   self.sentinel_down_after_ms / 1000),
+            Timing("memcached clients", "memcached instance dead (skipped, keys rehashed)",
+                   f"socket_timeout {self.memcache_socket_timeout_s}, "
+                   f"dead_retry {self.memcache_dead_retry_s}",
+                   float(self.memcache_socket_timeout_s)),
             Timing("kernel TCP", "established connection to a vanished peer",
                    f"net.ipv4.tcp_retries2 {self.tcp_retries2}", self.tcp_give_up_s),
         ]
@@ -134,4 +158,13 @@ def make_budget(cloud: Cloud) -> Budget:
         amqp_heartbeat_timeout_s=max(4, math.ceil(2 * target)),
         amqp_retry_interval_s=1,
         tcp_retries2=5 if target <= 5 else 8,
+        # Membership reforms (token + 1.2 x token) within the target.
+        corosync_token_ms=max(MIN_COROSYNC_TOKEN_MS, int(target * 1000 / 2.2) // 50 * 50),
+        # Like HAProxy's checks: detection within half the target.
+        sentinel_down_after_ms=max(MIN_SENTINEL_DOWN_AFTER_MS, int(target * 1000 / 2)),
+        # A live memcached on the LAN answers within HAProxy's back-end connect timeout.
+        memcache_socket_timeout_s=max(1, math.ceil(max(500, int(target * 1000 / 2)) / 1000)),
+        # Skip a dead server for ten times the time RabbitMQ needs to declare a peer down:
+        # each retry of a still-dead server costs one socket timeout on one request.
+        memcache_dead_retry_s=max(30, 10 * ticktime),
     )

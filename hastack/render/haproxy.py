@@ -141,8 +141,9 @@ def galera_single_writer_listener(ctx: RenderContext, frontend: Frontend,
     )
     return Listener(
         name=frontend.name,
-        comment=f"{_title(frontend)}: single writer {writer}, backups {', '.join(backups) or 'none'}, "
-                f"no failback; {_check_description(frontend)}",
+        comment=f"{_title(frontend)}: single writer {writer}, "
+                f"backups {', '.join(backups) or 'none'}, no failback; "
+                f"{_check_description(frontend)}",
         mode=frontend.mode, binds=binds, lines=lines, servers=servers,
     )
 

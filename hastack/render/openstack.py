@@ -15,7 +15,7 @@ Secrets: `db_<service>`, `service_<service>`, `rabbitmq_openstack`, `keystone_ad
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -23,6 +23,9 @@ from hastack.errors import RenderError
 from hastack.plan import Plan
 from hastack.render import RenderContext, RenderedFile
 from hastack.render.budget import Budget
+from hastack.render.memcached import memcached_servers
+from hastack.render.redis import PASSWORD_SECRET as REDIS_PASSWORD_SECRET
+from hastack.render.redis import sentinel_url
 from hastack.render.secrets import SecretSpec
 
 SYSTEM = "openstack"
@@ -58,7 +61,7 @@ class IniFile:
             raise RenderError(f"[{section}] {key} set twice")
         entries[key] = (value, why)
 
-    def update(self, section: str, values: dict[str, Value]) -> None:
+    def update(self, section: str, values: Mapping[str, Value]) -> None:
         for key, value in values.items():
             self.set(section, key, value)
 
@@ -105,12 +108,10 @@ class ClientTimings:
 def client_timings(budget: Budget) -> ClientTimings:
     # A live memcached on the LAN answers within HAProxy's back-end connect timeout; a server
     # that does not is treated as dead. keystonemiddleware takes whole seconds.
-    socket_timeout = max(1, math.ceil(budget.haproxy_connect_timeout_ms / 1000))
+    socket_timeout = budget.memcache_socket_timeout_s
     return ClientTimings(
         memcache_socket_timeout_s=socket_timeout,
-        # Skip a dead server for as long as RabbitMQ needs to declare a peer down, times ten:
-        # each retry of a still-dead server costs one socket timeout on one request.
-        memcache_dead_retry_s=max(30, 10 * budget.rabbit_net_ticktime_s),
+        memcache_dead_retry_s=budget.memcache_dead_retry_s,
         # Waiting longer for a pooled connection than for a server itself buys nothing.
         memcache_pool_get_timeout_s=socket_timeout,
         # Idle pooled DB connections follow the current writer again after this long: it
@@ -120,7 +121,7 @@ def client_timings(budget: Budget) -> ClientTimings:
 
 
 # --------------------------------------------------------------------------------------------
-# Shared client lists (owned by their systems' renderers; local fallbacks until they exist)
+# Shared client lists (owned by their systems' renderers)
 
 
 def _port(plan: Plan, process: str, name: str) -> int:
@@ -134,38 +135,14 @@ def _node_ip(plan: Plan, node: str) -> str:
     return str(plan.cloud.node(node).ip)
 
 
-try:
-    from hastack.render.memcached import memcached_servers as _shared_memcached_servers
-except ImportError:  # the memcached renderer is not there yet
-    _shared_memcached_servers = None
-
-
 def memcached_server_list(plan: Plan) -> list[str]:
     """Every memcached instance as "ip:port" (clients hash keys over all of them)."""
-    if _shared_memcached_servers is not None:
-        servers = _shared_memcached_servers(plan)
-        return servers.split(",") if isinstance(servers, str) else list(servers)
-    port = _port(plan, "memcached", "memcached")
-    return [f"{_node_ip(plan, n)}:{port}" for n in plan.nodes_running("memcached")]
+    return list(memcached_servers(plan))
 
 
-try:
-    from hastack.render.redis import sentinel_url as _shared_sentinel_url
-except ImportError:  # the redis renderer is not there yet
-    _shared_sentinel_url = None
-
-# Sentinel's name for the Redis master; must match the Redis renderer's `sentinel monitor`.
-SENTINEL_MASTER = "hastack"
-
-
-def coordination_url(plan: Plan) -> str:
+def coordination_url(ctx: RenderContext) -> str:
     """tooz URL through Redis Sentinel: every sentinel, so losing one does not matter."""
-    if _shared_sentinel_url is not None:
-        return str(_shared_sentinel_url(plan))
-    port = _port(plan, "redis-sentinel", "sentinel")
-    first, *others = [f"{_node_ip(plan, n)}:{port}" for n in plan.nodes_running("redis-sentinel")]
-    query = [f"sentinel={SENTINEL_MASTER}", *(f"sentinel_fallback={o}" for o in others)]
-    return f"redis://{first}?{'&'.join(query)}"
+    return sentinel_url(ctx.plan, ctx.secret(REDIS_PASSWORD_SECRET))
 
 
 def transport_url(ctx: RenderContext) -> str:
@@ -297,11 +274,12 @@ def _cache(view: NodeView, ini: IniFile) -> None:
     t = view.timings
     ini.set("cache", "enabled", True)
     ini.set("cache", "backend", "oslo_cache.memcache_pool",
-            "python-memcached with a pool: honours dead_retry and socket_timeout, so a dead\n"
-            "instance costs one short timeout and is then skipped (dogpile.cache.memcached\n"
-            "ignores both).")
+            "python-memcached with a pool (needs python-memcached): honours dead_retry and\n"
+            "socket_timeout, so a dead instance costs one short timeout and is then skipped\n"
+            "(dogpile.cache.memcached ignores both).")
     ini.set("cache", "memcache_servers", memcached_server_list(view.plan))
-    ini.set("cache", "memcache_socket_timeout", t.memcache_socket_timeout_s)
+    ini.set("cache", "memcache_socket_timeout", t.memcache_socket_timeout_s,
+            "Recent oslo.cache calls it socket_timeout and still accepts this older name.")
     ini.set("cache", "memcache_dead_retry", t.memcache_dead_retry_s)
     ini.set("cache", "memcache_pool_connection_get_timeout", t.memcache_pool_get_timeout_s)
     ini.set("cache", "memcache_pool_flush_on_reconnect", True,
@@ -481,8 +459,8 @@ def _cinder(view: NodeView, ini: IniFile) -> None:
     if plan.catalog.cinder_backends[backend].active_active:
         ini.set("DEFAULT", "cluster", plan.cloud.name,
                 "Active/active cinder-volume: every node joins this cluster (seed 001).")
-        if plan.runs("redis-sentinel"):
-            ini.set("coordination", "backend_url", coordination_url(plan),
+        if _coordination(plan):
+            ini.set("coordination", "backend_url", coordination_url(view.ctx),
                     "A/A cinder-volume needs a distributed lock manager.")
     else:
         ini.set(backend, "backend_host", f"{plan.cloud.name}-cinder-volume",
@@ -508,8 +486,8 @@ def _heat(view: NodeView, ini: IniFile) -> None:
 
 def _ceilometer(view: NodeView, ini: IniFile) -> None:
     plan = view.plan
-    if plan.cloud.settings.ceilometer.coordination == "redis" and plan.runs("redis-sentinel"):
-        ini.set("coordination", "backend_url", coordination_url(plan),
+    if plan.cloud.settings.ceilometer.coordination == "redis" and _coordination(plan):
+        ini.set("coordination", "backend_url", coordination_url(view.ctx),
                 "tooz over Redis Sentinel partitions the central agents' work.")
     _keystone_auth(view, ini, "service_credentials")
     ini.set("service_credentials", "interface", "internalURL")
@@ -618,6 +596,11 @@ def service_databases(plan: Plan) -> dict[str, list[str]]:
     return {c.service: list(c.databases) for c in _enabled_configs(plan) if c.databases}
 
 
+def _coordination(plan: Plan) -> bool:
+    """Whether tooz coordination through Redis Sentinel is available to the services."""
+    return plan.runs("redis-sentinel")
+
+
 def _token_validators(plan: Plan) -> set[str]:
     """Services whose APIs validate tokens (every service but Keystone itself)."""
     return {c.service for c in _enabled_configs(plan) if c.service != "keystone"}
@@ -631,6 +614,8 @@ def secrets_needed(plan: Plan) -> list[SecretSpec]:
         specs.append(SecretSpec(f"service_{service}", purpose=f"Keystone user '{service}'"))
     if plan.cloud.has_service("keystone"):
         specs.append(SecretSpec(KEYSTONE_ADMIN_SECRET, purpose="Keystone 'admin' (bootstrap)"))
+    if _coordination(plan):
+        specs.append(SecretSpec(REDIS_PASSWORD_SECRET, purpose="Redis (tooz coordination)"))
     if _metadata_proxy(plan):
         specs.append(SecretSpec(METADATA_SECRET, purpose="Nova/Neutron metadata proxy"))
     return specs

@@ -45,7 +45,6 @@ SYSTEMD_UNITS: dict[str, str] = {
 }
 
 # Floors below which Corosync turns noisy on a loaded host (membership changes for a hiccup).
-MIN_COROSYNC_TOKEN_MS = 1000
 MIN_MONITOR_INTERVAL_S = 2
 MIN_OP_TIMEOUT_S = 20       # Pacemaker's own default operation timeout
 MIN_START_TIMEOUT_S = 60    # OpenStack services under systemd take seconds to start
@@ -76,12 +75,11 @@ class ClusterTimings:
 
 def cluster_timings(budget: Budget) -> ClusterTimings:
     target = budget.target_s
-    # Membership reforms (token + 1.2 x token) within the target.
-    token = max(MIN_COROSYNC_TOKEN_MS, int(target * 1000 / 2.2) // 50 * 50)
+    token = budget.corosync_token_ms
     interval = max(MIN_MONITOR_INTERVAL_S, math.ceil(target))
     return ClusterTimings(
         token_ms=token,
-        consensus_ms=int(token * 1.2),
+        consensus_ms=budget.corosync_consensus_ms,
         monitor_interval_s=interval,
         monitor_timeout_s=max(MIN_OP_TIMEOUT_S, 4 * interval),
         start_timeout_s=max(MIN_START_TIMEOUT_S, 10 * interval),

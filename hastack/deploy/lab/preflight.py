@@ -40,6 +40,7 @@ def require_root() -> None:
 
 
 def require_programs(processes: Iterable[str]) -> None:
+    processes = list(processes)
     wanted = dict(BASE_PROGRAMS)
     for process in processes:
         wanted.update(PROCESS_PROGRAMS.get(process, {}))

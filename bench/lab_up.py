@@ -1,0 +1,54 @@
+"""Bring the lab up from nothing, print every step's time and the total, tear it down.
+
+    sudo .venv/bin/python bench/lab_up.py [--cloud hastack/examples/demo.yaml] [--keep]
+
+Uses a fresh temporary state dir (HASTACK_STATE_DIR) so it measures a cold bring-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from hastack.deploy import lab
+from hastack.deploy.lab.report import RichReporter
+from hastack.errors import HastackError
+from hastack.model import load_cloud
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cloud", type=Path, default=lab.DEFAULT_CLOUD)
+    parser.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
+    args = parser.parse_args()
+    console = Console(highlight=False)
+    cloud = load_cloud(args.cloud)
+    root = tempfile.mkdtemp(prefix="hastack-bench-")
+    os.environ["HASTACK_STATE_DIR"] = root
+    try:
+        summary = lab.up(cloud, str(args.cloud), RichReporter(console))
+    except HastackError as exc:
+        console.print(f"[red]bring-up failed:[/red] {exc}")
+        lab.down(cloud.name, purge=True)
+        return 2
+    table = Table("at (s)", "node", "component", "step", "took (s)")
+    for step in sorted(summary.steps, key=lambda s: s.started_at + s.seconds):
+        table.add_row(f"{step.started_at + step.seconds:.1f}", step.node, step.component,
+                      step.action, f"{step.seconds:.2f}")
+    console.print(table)
+    console.print(f"total {summary.total_s:.1f} s, healthy: {summary.healthy}")
+    if not args.keep:
+        lab.down(cloud.name, purge=True)
+        if os.path.isdir(root) and not os.listdir(root):
+            os.rmdir(root)
+    return 0 if summary.healthy else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""One lab on this machine: its plan, rendered files, nodes and record, and node life cycle.
+
+`Lab.open()` loads what exists (record, running nodes); `ensure_nodes()` creates missing nodes
+in parallel, each recorded the moment its pid is known; `install_files()` puts every rendered
+file in place through the node. Components (what runs in the nodes) are in `components`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from hastack.deploy.files import read_secrets, write_secrets, write_tree
+from hastack.deploy.lab import names as lab_names
+from hastack.deploy.lab import network
+from hastack.deploy.lab.nodes import (
+    NodeDirs,
+    apply_sysctls,
+    find_init,
+    install_file,
+    kill,
+    parse_sysctl,
+    prepare_dirs,
+    spawn_node,
+    wait_gone,
+    wait_ready,
+)
+from hastack.deploy.lab.programs import programs_on
+from hastack.deploy.lab.report import Steps
+from hastack.deploy.lab.run import run
+from hastack.deploy.lab.state import LabRecord, NodeRecord, ProcessRef, RecordStore, state_dir
+from hastack.deploy.lab.supervisor import Supervisor, supervisord_conf
+from hastack.errors import LabError
+from hastack.model.cloud import Cloud
+from hastack.plan import Plan, make_plan
+from hastack.render import RenderedFile, render_cloud, secret_specs
+from hastack.render.secrets import complete
+
+SYSCTL_FILE = "etc/sysctl.d/60-hastack.conf"
+
+
+@dataclass
+class LabNode:
+    name: str
+    address: lab_names.NodeAddress
+    dirs: NodeDirs
+    record: NodeRecord
+    supervisor: Supervisor
+
+    @property
+    def pid(self) -> int:
+        assert self.record.init is not None
+        return self.record.init.pid
+
+
+class Lab:
+    def __init__(self, cloud: Cloud, cloud_file: str):
+        self.cloud = cloud
+        self.plan: Plan = make_plan(cloud)
+        self.names = lab_names.LabNames(cloud.name)
+        self.addresses = {a.name: a for a in lab_names.lab_addresses(cloud)}
+        self.state = state_dir(cloud.name)
+        self.store = RecordStore(self.state)
+        self.record = self.store.load() or LabRecord(cloud.name, cloud_file)
+        self.record.cloud_file = cloud_file
+        self.nodes: dict[str, LabNode] = {}
+        self.files: dict[str, list[RenderedFile]] = {}
+
+    # --- render -------------------------------------------------------------------------
+    def render(self, write: bool = True) -> int:
+        """Secrets (kept in the state dir, 0600) -> rendered tree in <state>/rendered.
+
+        Returns how many rendered files changed on disk; `write=False` renders in memory only
+        (status reads a running lab's files without touching anything)."""
+        secrets = complete(read_secrets(self.state), secret_specs(self.plan))
+        files = render_cloud(self.plan, secrets)
+        written = 0
+        if write:
+            self.state.mkdir(parents=True, exist_ok=True)
+            write_secrets(self.state, secrets)
+            written = len(write_tree(self.state / "rendered", files).written)
+        self.files = {}
+        for f in files:
+            self.files.setdefault(f.node, []).append(f)
+        self.files[lab_names.CLIENT] = self._client_files()
+        return written
+
+    def _client_files(self) -> list[RenderedFile]:
+        """The client is lab machinery, not part of the cloud: it gets a hosts file naming
+        every node and itself."""
+        client = self.addresses[lab_names.CLIENT]
+        hosts = ["# Written by hastack's lab for its client node.", "127.0.0.1 localhost"]
+        hosts += [f"{n.ip} {n.name}" for n in self.cloud.nodes]
+        hosts += [f"{client.interface.ip} {lab_names.CLIENT}"]
+        hosts += [f"{ip} vip-{name}" for name, ip in self.cloud.vips.items()]
+        return [RenderedFile(lab_names.CLIENT, "etc/hosts", "\n".join(hosts) + "\n", "lab"),
+                RenderedFile(lab_names.CLIENT, "etc/hostname", "client\n", "lab")]
+
+    def rendered(self, node: str, path: str) -> str | None:
+        for f in self.files.get(node, []):
+            if f.path == path:
+                return f.content if isinstance(f.content, str) else f.content.decode()
+        return None
+
+    # --- nodes --------------------------------------------------------------------------
+    def node_names(self) -> list[str]:
+        return list(self.addresses)
+
+    def attach_running(self) -> list[str]:
+        """Connect to the recorded nodes that still run; returns the names of those that don't."""
+        missing = []
+        for name in self.node_names():
+            rec = self.record.nodes.get(name)
+            if rec and rec.init and rec.init.alive():
+                dirs = self._dirs(name)
+                self.nodes[name] = LabNode(name, self.addresses[name], dirs, rec,
+                                           Supervisor(name, rec.init.pid))
+            else:
+                missing.append(name)
+        return missing
+
+    def _dirs(self, name: str) -> NodeDirs:
+        return NodeDirs(self.state / "nodes" / name)
+
+    def ensure_nodes(self, steps: Steps) -> list[str]:
+        """Create every node that is not running, in parallel; returns those created."""
+        missing = self.attach_running()
+        if not missing:
+            return []
+        with steps.timed("-", "network", f"bridge {self.names.bridge}"):
+            network.ensure_bridge(self.names)
+        with ThreadPoolExecutor(max_workers=len(missing)) as pool:
+            for node in pool.map(lambda n: self._create_node(n, steps), missing):
+                self.nodes[node.name] = node
+        return missing
+
+    def _create_node(self, name: str, steps: Steps) -> LabNode:
+        with steps.timed(name, "node", "namespaces, mounts, supervisord, eth0"):
+            address = self.addresses[name]
+            stale = self.record.nodes.get(name)
+            if stale:
+                # A recorded node that died (crash, power cut): its launcher may linger.
+                kill(stale.launcher)
+            if address.veth in network.links():
+                run(["ip", "link", "del", address.veth], check=False)
+            dirs = self._dirs(name)
+            prepare_dirs(dirs, supervisord_conf(programs_on(self.plan, name)))
+            launcher = spawn_node(name, dirs, self.state)
+            rec = NodeRecord(name, ProcessRef.of(launcher.pid))
+            self._save_node(rec)
+            rec.init = find_init(launcher, name, dirs)
+            self._save_node(rec)
+            network.plug(self.names, address, rec.init.pid)
+            supervisor = wait_ready(rec, dirs)
+            return LabNode(name, address, dirs, rec, supervisor)
+
+    def _save_node(self, rec: NodeRecord) -> None:
+        self.record.nodes[rec.name] = rec
+        self.store.save(self.record)
+
+    def install_files(self, nodes: Iterable[str], steps: Steps,
+                      new: Iterable[str] = ()) -> dict[str, list[str]]:
+        """Every rendered file of these nodes in place (owner, mode); sysctls applied on new
+        nodes (a fresh network namespace) and when the file changed.
+        Returns node -> paths that changed."""
+        new = set(new)
+        changed: dict[str, list[str]] = {}
+        for name in nodes:
+            node = self.nodes[name]
+            paths = []
+            for f in self.files.get(name, []):
+                data = f.content.encode() if isinstance(f.content, str) else f.content
+                if install_file(node.pid, f.path, data, f.mode, f.owner):
+                    paths.append(f.path)
+            sysctl = self.rendered(name, SYSCTL_FILE)
+            if sysctl is not None and (SYSCTL_FILE in paths or name in new):
+                skipped = apply_sysctls(node.pid, parse_sysctl(sysctl))
+                if skipped:
+                    steps.note(f"{name}: sysctls not namespaced, left to the host: "
+                               + ", ".join(skipped))
+            if paths:
+                changed[name] = paths
+        return changed
+
+
+def teardown(cloud_name: str, purge: bool) -> list[str]:
+    """Remove every process, link and mount of a lab, from its record and its name prefix.
+
+    Works on whatever is left after a crash: only recorded pids whose start time still
+    matches are killed (never a name pattern)."""
+    done: list[str] = []
+    state = state_dir(cloud_name)
+    store = RecordStore(state)
+    record = store.load()
+    nodes = list(record.nodes.values()) if record else []
+    inits = [n.init for n in nodes if n.init is not None]
+    launchers = [n.launcher for n in nodes]
+    # PID 1 of each node first: the kernel kills the whole node, and its launcher (unshare)
+    # reaps it and exits. Launchers still there after that are killed too.
+    killed = [r for r in inits if kill(r)]
+    wait_gone(inits)
+    killed += [r for r in launchers if kill(r)]
+    if killed:
+        done.append(f"killed {len(killed)} recorded process(es)")
+    alive = wait_gone([*inits, *launchers])
+    if alive:
+        raise LabError("processes survived SIGKILL: " + ", ".join(str(r.pid) for r in alive))
+    removed = network.remove_links(lab_names.LabNames(cloud_name))
+    if removed:
+        done.append("removed links " + ", ".join(removed))
+    for mount in _host_mounts_under(state):
+        run(["umount", "-l", mount], check=False)
+        done.append(f"unmounted {mount}")
+    store.remove()
+    if purge and state.exists():
+        shutil.rmtree(state)
+        done.append(f"deleted {state}")
+    return done
+
+
+def _host_mounts_under(path: Path) -> list[str]:
+    """Mounts of the host under the state dir (none unless something went badly wrong)."""
+    prefix = str(path) + "/"
+    mounts = []
+    with open("/proc/self/mountinfo") as handle:
+        for line in handle:
+            point = line.split()[4].replace("\\040", " ")
+            if point.startswith(prefix):
+                mounts.append(point)
+    return sorted(mounts, reverse=True)
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.2):  # type: ignore[no-untyped-def]
+    """Poll until predicate() returns a truthy value; returns it (or None on timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def listening_ports(init_pid: int) -> set[int]:
+    """TCP ports in LISTEN state in a node's network namespace (read from the host)."""
+    ports: set[int] = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            text = Path(f"/proc/{init_pid}/net/{table}").read_text()
+        except FileNotFoundError:
+            continue
+        for line in text.splitlines()[1:]:
+            fields = line.split()
+            if len(fields) > 3 and fields[3] == "0A":
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+

@@ -1,0 +1,273 @@
+"""Lab nodes: one first process per node in new PID, network, mount, UTS and IPC namespaces.
+
+`unshare --pid --fork --kill-child --mount-proc --net --mount --uts --ipc --propagation private`
+runs a generated init script as the namespace's PID 1. The script sets the hostname, mounts a
+fresh sysfs (the node's own interfaces), a fresh tmpfs on /run, an overlay on /etc (the host's
+/etc below, the node's own changes above), binds the node's state directories over /var/lib/*,
+/var/log and /tmp, and then execs supervisord as the node's init. The node's files are
+installed afterwards *through the node* (/proc/<pid>/root/...), so the host never edits an
+overlay's upper directory while it is mounted.
+
+SIGKILL of PID 1 is a power cut: every process of the PID namespace dies, the network namespace
+and its veth vanish with it (no stale VIP), and the mounts go with the mount namespace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from hastack.deploy.lab.run import nsenter, run
+from hastack.deploy.lab.state import NodeRecord, ProcessRef
+from hastack.deploy.lab.supervisor import CONFIG, Supervisor
+from hastack.errors import LabError
+
+# Per-node state directories bound over the host's paths: (name in the node dir, path, owner,
+# mode). Only paths whose package is installed (the directory exists on the host) are bound.
+STATE_BINDS: tuple[tuple[str, str, str, int], ...] = (
+    ("mysql", "/var/lib/mysql", "mysql", 0o755),
+    ("rabbitmq", "/var/lib/rabbitmq", "rabbitmq", 0o755),
+    ("redis", "/var/lib/redis", "redis", 0o750),
+    ("log", "/var/log", "root", 0o755),
+    ("tmp", "/tmp", "root", 0o1777),
+)
+# Log directories the daemons expect under the node's /var/log.
+LOG_DIRS: tuple[tuple[str, str], ...] = (
+    ("mysql", "mysql"), ("rabbitmq", "rabbitmq"), ("redis", "redis"), ("supervisor", "root"),
+    ("haproxy", "root"), ("keepalived", "root"), ("memcached", "memcache"),
+)
+# Runtime directories recreated on the node's fresh /run at every start.
+RUN_DIRS: tuple[tuple[str, str, str], ...] = (
+    ("/run/hastack", "root", "0755"), ("/run/lock", "root", "1777"),
+    ("/run/mysqld", "mysql", "0755"), ("/run/rabbitmq", "rabbitmq", "0755"),
+    ("/run/redis", "redis", "2755"), ("/run/haproxy", "root", "0755"),
+    ("/run/memcached", "memcache", "0755"), ("/run/keepalived", "root", "0755"),
+)
+# Where the state directory appears inside every node, whatever its host path (it may lie
+# under /tmp, which the node overmounts).
+STATE_IN_NODE = "/run/hastack/state"
+READY_TIMEOUT_S = 20
+
+
+@dataclass(frozen=True)
+class NodeDirs:
+    """A node's directories on the host."""
+
+    root: Path       # <state>/nodes/<node>
+
+    @property
+    def lab(self) -> Path:
+        return self.root / "lab"
+
+    def data(self, name: str) -> Path:
+        return self.root / name
+
+
+def user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+def prepare_dirs(dirs: NodeDirs, supervisord_conf: str) -> None:
+    """Create the node's state directories (kept across `down`) and its init files."""
+    dirs.lab.mkdir(parents=True, exist_ok=True)
+    for name, _, owner, mode in STATE_BINDS:
+        path = dirs.data(name)
+        path.mkdir(exist_ok=True)
+        if user_exists(owner):
+            shutil.chown(path, owner, owner)
+        path.chmod(mode)
+    for name, owner in LOG_DIRS:
+        path = dirs.data("log") / name
+        path.mkdir(exist_ok=True)
+        if user_exists(owner):
+            shutil.chown(path, owner, owner)
+    for name in ("etc.upper", "etc.work"):
+        (dirs.root / name).mkdir(exist_ok=True)
+    (dirs.lab / "supervisord.conf").write_text(supervisord_conf)
+
+
+def init_script(node: str, dirs: NodeDirs, state_root: Path) -> str:
+    """The shell run as the node's PID 1 before it becomes supervisord."""
+    inside = f"{STATE_IN_NODE}/{dirs.root.relative_to(state_root)}"
+    q = shlex.quote
+    lines = [
+        "set -eu",
+        f"hostname {q(node)}",
+        "mount -t sysfs sysfs /sys",
+        "mount -t tmpfs -o mode=0755,size=256m tmpfs /run",
+        f"mkdir -p {STATE_IN_NODE}",
+        f"mount --bind {q(str(state_root))} {STATE_IN_NODE}",
+        "mount -t overlay overlay -o "
+        f"lowerdir=/etc,upperdir={inside}/etc.upper,workdir={inside}/etc.work /etc",
+    ]
+    for name, target, _, _ in STATE_BINDS:
+        if os.path.isdir(target):
+            lines.append(f"mount --bind {inside}/{name} {target}")
+    for path, owner, mode in RUN_DIRS:
+        owner = owner if user_exists(owner) else "root"
+        lines.append(f"install -d -o {owner} -g {owner} -m {mode} {path}")
+    lines += [
+        f"mount --bind {inside}/lab/supervisord.conf {CONFIG}",
+        "touch /run/hastack/ready",
+        f"exec supervisord -n -c {CONFIG}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def spawn_node(node: str, dirs: NodeDirs, state_root: Path) -> subprocess.Popen[bytes]:
+    """Start the node's first process; it outlives hastack (own session, no controlling tty)."""
+    script = dirs.lab / "init.sh"
+    script.write_text(init_script(node, dirs, state_root))
+    log = open(dirs.lab / "init.log", "wb")  # noqa: SIM115 - handed to the child
+    try:
+        return subprocess.Popen(
+            ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc", "--net", "--mount",
+             "--uts", "--ipc", "--propagation", "private", "--", "/bin/sh", str(script)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            close_fds=True)
+    finally:
+        log.close()
+
+
+def find_init(launcher: subprocess.Popen[bytes], node: str, dirs: NodeDirs) -> ProcessRef:
+    """PID 1 of the node's namespaces, as seen from the host: the launcher's only child."""
+    children = Path(f"/proc/{launcher.pid}/task/{launcher.pid}/children")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if launcher.poll() is not None:
+            raise LabError(f"{node}: node init exited: {init_log(dirs)}")
+        try:
+            pids = children.read_text().split()
+        except FileNotFoundError:
+            pids = []
+        if pids:
+            return ProcessRef.of(int(pids[0]))
+        time.sleep(0.01)
+    raise LabError(f"{node}: the node's first process did not appear within 5 s")
+
+
+def wait_ready(record: NodeRecord, dirs: NodeDirs) -> Supervisor:
+    assert record.init is not None
+    supervisor = Supervisor(record.name, record.init.pid)
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if not record.init.alive():
+            raise LabError(f"{record.name}: node init exited: {init_log(dirs)}")
+        if supervisor.ready():
+            return supervisor
+        time.sleep(0.05)
+    raise LabError(f"{record.name}: supervisord not ready after {READY_TIMEOUT_S} s: "
+                   f"{init_log(dirs)}")
+
+
+def init_log(dirs: NodeDirs) -> str:
+    try:
+        text = (dirs.lab / "init.log").read_text(errors="replace").strip().splitlines()
+    except FileNotFoundError:
+        return "no init log"
+    return " | ".join(text[-3:]) or "no output"
+
+
+def node_path(init_pid: int, path: str) -> Path:
+    """A path inside a running node, reachable from the host."""
+    return Path(f"/proc/{init_pid}/root") / path.lstrip("/")
+
+
+def install_file(init_pid: int, path: str, content: bytes, mode: int, owner: str) -> bool:
+    """Put one file in place inside a running node; True when something changed."""
+    target = node_path(init_pid, path)
+    uid, gid = _ids(owner)
+    try:
+        st = target.stat()
+        if (target.read_bytes() == content and (st.st_mode & 0o7777) == mode
+                and (st.st_uid, st.st_gid) == (uid, gid)):
+            return False
+    except FileNotFoundError:
+        pass
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.hastack")
+    tmp.write_bytes(content)
+    os.chown(tmp, uid, gid)
+    tmp.chmod(mode)
+    os.replace(tmp, target)
+    return True
+
+
+def _ids(owner: str) -> tuple[int, int]:
+    try:
+        entry = pwd.getpwnam(owner)
+    except KeyError:
+        raise LabError(f"user '{owner}' does not exist: run scripts/setup.sh") from None
+    return entry.pw_uid, entry.pw_gid
+
+
+# Network sysctls that are per network namespace: safe to set inside a node. Anything else
+# (vm.*, kernel.*, global net.core.*) would change the host, so the lab skips it.
+NAMESPACED_SYSCTL_PREFIXES = ("net.ipv4.", "net.ipv6.", "net.core.somaxconn",
+                              "net.unix.", "net.netfilter.")
+
+
+def apply_sysctls(init_pid: int, settings: Iterable[tuple[str, str]]) -> list[str]:
+    """Set the node's namespaced sysctls; return the keys skipped as host-global."""
+    settings = list(settings)
+    local = [f"{k}={v}" for k, v in settings if k.startswith(NAMESPACED_SYSCTL_PREFIXES)]
+    skipped = [k for k, _ in settings if not k.startswith(NAMESPACED_SYSCTL_PREFIXES)]
+    if local:
+        run(nsenter(init_pid, ["sysctl", "-q", "-w", *local], namespaces=("-n",)))
+    return skipped
+
+
+def parse_sysctl(text: str) -> list[tuple[str, str]]:
+    pairs = []
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].split(";", 1)[0].strip()
+        if "=" in line:
+            key, value = line.split("=", 1)
+            pairs.append((key.strip().lstrip("-"), value.strip()))
+    return pairs
+
+
+def kill(ref: ProcessRef) -> bool:
+    """SIGKILL a recorded process if it is still the same process; True if it was alive."""
+    if not ref.alive():
+        return False
+    try:
+        os.kill(ref.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def wait_gone(refs: Iterable[ProcessRef], timeout: float = 10) -> list[ProcessRef]:
+    """Wait for processes to disappear (reaping them when they are our children)."""
+    refs = list(refs)
+    deadline = time.monotonic() + timeout
+    while True:
+        for ref in refs:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(ref.pid, os.WNOHANG)
+        alive = [r for r in refs if r.alive() and not _zombie(r.pid)]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.02)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat[stat.rindex(")") + 2] == "Z"

@@ -1,0 +1,181 @@
+"""Acceptance on the real lab: namespaces, the Debian daemons, the rendered files.
+
+Every test needs root (namespaces, links, mounts) and the packages of scripts/setup.sh; without
+root they are skipped with that reason. The demo lab comes up once for the module and is always
+torn down, also when a test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hastack.deploy import lab
+from hastack.deploy.files import read_secrets
+from hastack.deploy.lab.names import LabNames
+from hastack.deploy.lab.report import Summary
+from hastack.deploy.lab.state import RecordStore, state_dir
+from hastack.model import load_cloud
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "hastack" / "examples"
+
+pytestmark = [
+    pytest.mark.lab,
+    pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root (namespaces, links, mounts)"),
+]
+
+
+@pytest.fixture(scope="module")
+def state_root() -> Iterator[Path]:
+    """A private state root, so tests never touch /var/lib/hastack."""
+    saved = os.environ.get("HASTACK_STATE_DIR")
+    with tempfile.TemporaryDirectory(prefix="hastack-lab-") as root:
+        os.environ["HASTACK_STATE_DIR"] = root
+        try:
+            yield Path(root)
+        finally:
+            if saved is None:
+                os.environ.pop("HASTACK_STATE_DIR", None)
+            else:
+                os.environ["HASTACK_STATE_DIR"] = saved
+
+
+def _print_steps(summary: Summary) -> None:
+    print(f"\nlab {summary.cloud} up in {summary.total_s:.1f} s")
+    for step in summary.steps:
+        print(f"  {step.started_at + step.seconds:6.1f}  {step.node:<7} {step.component:<15}"
+              f"{step.action:<42} {step.seconds:5.1f} s")
+
+
+@pytest.fixture(scope="module")
+def demo(state_root: Path) -> Iterator[Summary]:
+    cloud = load_cloud(EXAMPLES / "demo.yaml")
+    try:
+        summary = lab.up(cloud, str(EXAMPLES / "demo.yaml"))
+        _print_steps(summary)
+        yield summary
+    finally:
+        lab.down(cloud.name, purge=True)
+
+
+def test_demo_comes_up_healthy(demo: Summary) -> None:
+    status = demo.status
+    assert demo.healthy, status["anomalies"]
+    assert status["healthy"] is True
+    galera = status["galera"]
+    assert galera["size"] == 3 and galera["primary"]
+    assert all(m["state"] == "Synced" for m in galera["members"].values())
+    assert galera["writer"] in ("ctl1", "ctl2", "ctl3")
+    assert sorted(status["rabbitmq"]["running"]) == ["ctl1", "ctl2", "ctl3"]
+    for vip, holders in status["vip_holders"].items():
+        assert len(holders) == 1, f"VIP {vip} held by {holders}"
+
+
+def test_sql_write_through_vip_from_client(demo: Summary) -> None:
+    password = read_secrets(state_dir("demo"))["db_keystone"]
+    sql = ("CREATE TABLE IF NOT EXISTS lab_check (id INT AUTO_INCREMENT PRIMARY KEY, "
+           "v VARCHAR(32)); INSERT INTO lab_check (v) VALUES ('through-the-vip'); "
+           "SELECT v FROM lab_check WHERE v = 'through-the-vip' LIMIT 1;")
+    result = lab.run_in("demo", "client", [
+        "mariadb", "-h", demo.status["vips"]["internal"], "-u", "keystone",
+        f"-p{password}", "-N", "-B", "keystone", "-e", sql])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "through-the-vip"
+
+
+AMQP_CHECK = """
+import sys, pika
+cred = pika.PlainCredentials("openstack", sys.argv[1])
+def connect(host):
+    return pika.BlockingConnection(pika.ConnectionParameters(
+        host, 5672, "/", cred, connection_attempts=5, retry_delay=1))
+producer = connect(sys.argv[2])
+channel = producer.channel()
+channel.confirm_delivery()
+channel.queue_declare("hastack-lab-check", durable=True, arguments={"x-queue-type": "quorum"})
+channel.basic_publish("", "hastack-lab-check", b"ping",
+                      pika.BasicProperties(delivery_mode=2), mandatory=True)
+consumer = connect(sys.argv[3])
+body = None
+for _ in range(50):
+    method, _, body = consumer.channel().basic_get("hastack-lab-check", auto_ack=True)
+    if method:
+        break
+print(body.decode() if body else "nothing")
+"""
+
+
+def test_rabbitmq_publish_on_one_member_consume_on_another(demo: Summary) -> None:
+    password = read_secrets(state_dir("demo"))["rabbitmq_openstack"]
+    cloud = load_cloud(EXAMPLES / "demo.yaml")
+    first, last = str(cloud.nodes[0].ip), str(cloud.nodes[-1].ip)
+    result = subprocess.run(
+        ["nsenter", "-t", str(_init_pid("demo", "client")), "-p", "-n", "-m", "-u", "-i",
+         "--", _venv_python(), "-c", AMQP_CHECK, password, first, last],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "ping"
+
+
+def test_second_up_is_a_no_op(demo: Summary) -> None:
+    again = lab.up(load_cloud(EXAMPLES / "demo.yaml"), str(EXAMPLES / "demo.yaml"))
+    assert again.healthy, again.status["anomalies"]
+    assert again.changed is False, again.actions
+    assert again.actions == []
+
+
+def test_down_leaves_nothing(demo: Summary) -> None:
+    record = RecordStore(state_dir("demo")).load()
+    assert record is not None
+    refs = record.processes()
+    lab.down("demo", purge=True)
+    survivors = [r.pid for r in refs if r.alive() and not _zombie(r.pid)]
+    assert survivors == []
+    names = LabNames("demo")
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True,
+                           check=True).stdout
+    assert [line for line in links.splitlines()
+            if names.owns_link(line.split(":")[1].strip().split("@")[0])] == []
+    mounts = Path("/proc/self/mountinfo").read_text()
+    assert str(state_dir("demo")) not in mounts
+    assert not state_dir("demo").exists()
+
+
+def test_split_roles_comes_up_healthy(state_root: Path) -> None:
+    path = EXAMPLES / "split-roles.yaml"
+    cloud = load_cloud(path)
+    try:
+        summary = lab.up(cloud, str(path))
+        _print_steps(summary)
+        assert summary.healthy, summary.status["anomalies"]
+        status = summary.status
+        assert status["galera"]["size"] == 3
+        assert sorted(status["rabbitmq"]["running"]) == ["mq1", "mq2", "mq3"]
+        assert [len(h) for h in status["vip_holders"].values()] == [1]
+        assert status["vip_holders"]["internal"][0] in ("lb1", "lb2")
+    finally:
+        lab.down(cloud.name, purge=True)
+
+
+def _init_pid(cloud: str, node: str) -> int:
+    record = RecordStore(state_dir(cloud)).load()
+    assert record is not None and record.nodes[node].init is not None
+    return record.nodes[node].init.pid
+
+
+def _venv_python() -> str:
+    import sys
+    return sys.executable
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat[stat.rindex(")") + 2] == "Z"
