@@ -299,22 +299,10 @@ def print_budget(budget: Any) -> None:
     console.print(table)
 
 
-def _register_lab_commands() -> None:
-    import importlib
+from hastack.cli_lab import down, exec_cmd, status, up  # noqa: E402  (after `cli` exists)
 
-    try:
-        cli_lab = importlib.import_module("hastack.cli_lab")
-    except ModuleNotFoundError as exc:
-        if exc.name != "hastack.cli_lab":
-            raise
-        return
-    for name in ("up", "status", "down", "exec_cmd"):
-        command = getattr(cli_lab, name, None)
-        if isinstance(command, click.Command):
-            cli.add_command(command)
-
-
-_register_lab_commands()
+for _command in (up, status, down, exec_cmd):
+    cli.add_command(_command)
 
 
 def main() -> None:

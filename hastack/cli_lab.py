@@ -45,8 +45,10 @@ def _guard(func: Callable[[], T]) -> T:
 
 
 @click.command("up")
+@click.argument("cloud_arg", metavar="[CLOUD]", required=False,
+                type=click.Path(dir_okay=False, path_type=Path))
 @cloud_option
-def up(cloud_file: Path | None) -> None:
+def up(cloud_arg: Path | None, cloud_file: Path | None) -> None:
     """Bring up the lab: every node of the cloud as Linux namespaces running the real daemons.
 
     Idempotent: on a running lab it checks, repairs what is missing, and otherwise changes
@@ -55,12 +57,12 @@ def up(cloud_file: Path | None) -> None:
     \b
     Example:
       sudo hastack up
-      sudo hastack up --cloud hastack/examples/split-roles.yaml
+      sudo hastack up examples/split-roles.yaml
     """
     console = Console(highlight=False)
 
     def run() -> None:
-        cloud, path = _cloud(cloud_file)
+        cloud, path = _cloud(cloud_arg or cloud_file)
         console.print(f"Lab [bold]{cloud.name}[/bold] from {path}")
         summary = lab.up(cloud, path, RichReporter(console))
         print_summary(summary, console)

@@ -7,6 +7,7 @@ torn down, also when a test fails.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import tempfile
@@ -34,15 +35,18 @@ pytestmark = [
 def state_root() -> Iterator[Path]:
     """A private state root, so tests never touch /var/lib/hastack."""
     saved = os.environ.get("HASTACK_STATE_DIR")
-    with tempfile.TemporaryDirectory(prefix="hastack-lab-") as root:
-        os.environ["HASTACK_STATE_DIR"] = root
-        try:
-            yield Path(root)
-        finally:
-            if saved is None:
-                os.environ.pop("HASTACK_STATE_DIR", None)
-            else:
-                os.environ["HASTACK_STATE_DIR"] = saved
+    root = tempfile.mkdtemp(prefix="hastack-lab-")
+    os.environ["HASTACK_STATE_DIR"] = root
+    try:
+        yield Path(root)
+    finally:
+        if saved is None:
+            os.environ.pop("HASTACK_STATE_DIR", None)
+        else:
+            os.environ["HASTACK_STATE_DIR"] = saved
+        # A failed bring-up keeps its logs here (the lab itself is always torn down).
+        with contextlib.suppress(OSError):
+            os.rmdir(root)
 
 
 def _print_steps(summary: Summary) -> None:
@@ -57,6 +61,11 @@ def demo(state_root: Path) -> Iterator[Summary]:
     cloud = load_cloud(EXAMPLES / "demo.yaml")
     try:
         summary = lab.up(cloud, str(EXAMPLES / "demo.yaml"))
+    except BaseException:
+        lab.down(cloud.name, purge=False)
+        print(f"\nbring-up failed; logs kept in {state_dir(cloud.name)}")
+        raise
+    try:
         _print_steps(summary)
         yield summary
     finally:

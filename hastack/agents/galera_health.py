@@ -6,8 +6,9 @@ member is Synced (wsrep_local_state 4) and in the Primary component, and 503 oth
 joining, while a donor (desynced, out of rotation), in a non-Primary partition (writes would
 fail with error 1047) or when MariaDB does not answer within the timeout.
 
-Cheap on purpose: every load balancer polls every ~500 ms, so each request opens one socket
-connection, runs one query and closes it; nothing is cached, nothing is kept open.
+Cheap on purpose: every load balancer polls every ~500 ms. One connection over the unix
+socket is kept open (reopened once when it breaks) and a verdict is reused for `max_age`
+seconds (half a check interval), so three load balancers cost one query per half interval.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import configparser
 import logging
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,6 +42,7 @@ class Config:
     user: str
     password: str
     timeout_s: float
+    max_age_s: float = 0.0
 
     @classmethod
     def read(cls, path: str) -> Config:
@@ -55,6 +58,7 @@ class Config:
                 user=section["user"],
                 password=section["password"],
                 timeout_s=section.getfloat("timeout"),
+                max_age_s=section.getfloat("max_age", fallback=0.0),
             )
         except (KeyError, ValueError) as exc:
             raise SystemExit(
@@ -79,19 +83,55 @@ def judge(status: dict[str, str]) -> Verdict:
     return Verdict(True, "Synced and Primary")
 
 
-def query_status(config: Config) -> dict[str, str]:
-    """One connection over the socket, one query, always closed."""
-    conn = pymysql.connect(
+def _connect(config: Config) -> pymysql.connections.Connection:
+    return pymysql.connect(
         unix_socket=config.socket, user=config.user, password=config.password,
         connect_timeout=config.timeout_s, read_timeout=config.timeout_s,
         write_timeout=config.timeout_s,
     )
+
+
+def query_status(config: Config) -> dict[str, str]:
+    """One connection over the socket, one query, always closed."""
+    conn = _connect(config)
     try:
-        with conn.cursor() as cursor:
-            cursor.execute(STATUS_QUERY)
-            return {str(name): str(value) for name, value in cursor.fetchall()}
+        return _fetch(conn)
     finally:
         conn.close()
+
+
+def _fetch(conn: pymysql.connections.Connection) -> dict[str, str]:
+    with conn.cursor() as cursor:
+        cursor.execute(STATUS_QUERY)
+        return {str(name): str(value) for name, value in cursor.fetchall()}
+
+
+class PersistentQuery:
+    """query_status over one kept-open connection; a broken one is replaced once per call
+    (MariaDB restarted), so a dead server still answers 'unreachable' within the timeout."""
+
+    def __init__(self) -> None:
+        self._conn: pymysql.connections.Connection | None = None
+
+    def __call__(self, config: Config) -> dict[str, str]:
+        for attempt in (1, 2):
+            if self._conn is None:
+                self._conn = _connect(config)
+            try:
+                return _fetch(self._conn)
+            except (pymysql.MySQLError, OSError):
+                self.close()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except (pymysql.MySQLError, OSError):
+                pass
+            self._conn = None
 
 
 def check(config: Config, query: Callable[[Config], dict[str, str]] = query_status) -> Verdict:
@@ -136,20 +176,31 @@ class HealthServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, config: Config,
-                 query: Callable[[Config], dict[str, str]] = query_status):
+                 query: Callable[[Config], dict[str, str]] | None = None):
         self.config = config
-        self._query = query
+        self._query = query if query is not None else PersistentQuery()
         self._last: Verdict | None = None
+        self._last_at = 0.0
+        # One query at a time: concurrent checks wait and share its verdict.
         self._lock = threading.Lock()
         super().__init__((config.bind, config.port), _Handler)
 
     def evaluate(self) -> Verdict:
-        verdict = check(self.config, self._query)
         with self._lock:
+            now = time.monotonic()
+            if self._last is not None and now - self._last_at < self.config.max_age_s:
+                return self._last
+            verdict = check(self.config, self._query)
             if self._last is None or verdict != self._last:
                 log.info("%s: %s", "healthy" if verdict.healthy else "unhealthy", verdict.reason)
-            self._last = verdict
-        return verdict
+            self._last, self._last_at = verdict, time.monotonic()
+            return verdict
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # HAProxy closes the connection as soon as it has read the status line.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 def main(argv: list[str] | None = None) -> int:

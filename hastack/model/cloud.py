@@ -7,8 +7,8 @@ file and turns pydantic's errors into line-accurate problems.
 from __future__ import annotations
 
 import ipaddress
-from functools import cached_property
 from enum import StrEnum
+from functools import cached_property
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator

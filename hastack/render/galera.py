@@ -183,6 +183,9 @@ def _my_cnf(ctx: RenderContext, node: str) -> str:
         # The lab runs three members on two cores: a small ring buffer, enough for IST of a
         # short outage.
         "gcache.size=64M",
+        # Keep the ring buffer across restarts: after a full-cluster stop, joiners catch up
+        # by IST from it instead of a full state transfer (15-22 s each in the lab).
+        "gcache.recover=yes",
     ]
     sst_auth = (f"{SST_USER}:{ctx.secret(SST_SECRET)}"
                 if settings.sst_method == "mariabackup" else None)
@@ -227,6 +230,7 @@ def _health_ini(ctx: RenderContext, node: str) -> str:
         # A check answered after HAProxy's next one is useless: bound the database round trip
         # by the check interval.
         timeout_s=f"{ctx.budget.haproxy_inter_ms / 1000:g}",
+        max_age_s=f"{ctx.budget.haproxy_inter_ms / 2000:g}",
     )
 
 

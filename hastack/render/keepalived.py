@@ -42,7 +42,7 @@ TOP_PRIORITY = 254
 PRIORITY_STEP = 10
 
 # Is HAProxy alive on this node? pidof reads the node's own /proc (PID namespace in the lab).
-HAPROXY_ALIVE_SCRIPT = "/usr/bin/pidof haproxy"
+HAPROXY_ALIVE_SCRIPT = "/usr/bin/pgrep -x haproxy"
 
 # Gratuitous ARP: a second burst this long after becoming master (for switches that missed
 # the first), and a refresh while master. ARP hygiene, not failure detection; the budget has

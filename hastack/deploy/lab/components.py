@@ -15,6 +15,7 @@ import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from hastack.deploy.lab import network
 from hastack.deploy.lab.lab import Lab, LabNode, listening_ports, wait_until
@@ -36,15 +37,20 @@ def bring_up(lab: Lab, steps: Steps) -> list[str]:
     """Start whatever is planned and not running; returns what was done."""
     chains: list[Callable[[Lab, Steps], list[str]]] = [
         _load_balancing, _galera, _rabbitmq, _caches]
-    with ThreadPoolExecutor(max_workers=len(chains)) as pool:
-        futures = [pool.submit(chain, lab, steps) for chain in chains]
-        actions: list[str] = []
-        errors: list[str] = []
+    pool = ThreadPoolExecutor(max_workers=len(chains))
+    futures = [pool.submit(chain, lab, steps) for chain in chains]
+    actions: list[str] = []
+    errors: list[str] = []
+    try:
         for future in futures:
             try:
                 actions += future.result()
             except LabError as exc:
                 errors.append(str(exc))
+    finally:
+        # On Ctrl-C, do not wait for the chains: the caller tears the nodes down, which makes
+        # whatever they still wait for fail at once.
+        pool.shutdown(wait=False, cancel_futures=True)
     if errors:
         raise LabError("; ".join(errors))
     return actions
@@ -259,9 +265,10 @@ def _galera(lab: Lab, steps: Steps) -> list[str]:
         _set_start_args(node, [])
         return [action, *_start_health(node, steps)]
 
-    # Joiners start together: a donor serves one state transfer at a time and the other
-    # joiner retries until a donor is free, which still overlaps their work.
-    actions += _parallel(join, joiners)
+    # Joiners one at a time: a donor serves one state transfer at a time anyway, and two
+    # joiners entering the group together on a loaded 2-core host hit gcs connect timeouts.
+    for node in joiners:
+        actions += join(node)
     return actions + _parallel(lambda m: _start_health(m, steps), members)
 
 
@@ -300,13 +307,13 @@ def rabbitmqctl(node: LabNode, args: list[str], timeout: float = 60,
     return run(nsenter(node.pid, ["rabbitmqctl", *args]), timeout=timeout, check=check).stdout
 
 
-def rabbit_cluster_status(node: LabNode) -> dict[str, object] | None:
+def rabbit_cluster_status(node: LabNode) -> dict[str, Any] | None:
     out = run(nsenter(node.pid, ["rabbitmqctl", "cluster_status", "--formatter", "json"]),
               timeout=30, check=False)
     if out.returncode != 0:
         return None
     try:
-        data: dict[str, object] = json.loads(out.stdout)
+        data: dict[str, Any] = json.loads(out.stdout)
     except ValueError:
         return None
     return data
@@ -353,7 +360,7 @@ def _rabbitmq(lab: Lab, steps: Steps) -> list[str]:
     actions += _parallel(start, todo)
     seed = running[0] if running else members[0]
     status = rabbit_cluster_status(seed) or {}
-    in_cluster = set(status.get("running_nodes", []))  # type: ignore[arg-type]
+    in_cluster = set(status.get("running_nodes", []))
     strays = [m for m in members if rabbit_nodename(lab, m.name) not in in_cluster]
 
     def join(node: LabNode) -> list[str]:

@@ -112,7 +112,7 @@ def _galera(lab: Lab) -> dict[str, Any] | None:
     with ThreadPoolExecutor(max_workers=len(members) or 1) as pool:
         statuses = dict(zip([m.name for m in members],
                             pool.map(components.wsrep_status, members), strict=True))
-    view = {name: {"state": s.get("wsrep_local_state_comment"),
+    view: dict[str, dict[str, Any]] = {name: {"state": s.get("wsrep_local_state_comment"),
                    "cluster_status": s.get("wsrep_cluster_status"),
                    "size": int(s.get("wsrep_cluster_size", 0) or 0)}
             for name, s in statuses.items()}
@@ -133,7 +133,7 @@ def _rabbitmq(lab: Lab) -> dict[str, Any] | None:
     for member, view in zip(members, views, strict=True):
         if not view:
             continue
-        running.update(str(n) for n in view.get("running_nodes", []))  # type: ignore[union-attr]
+        running.update(str(n) for n in view.get("running_nodes", []))
         if view.get("partitions"):
             partitions[member.name] = view["partitions"]
     names = {components.rabbit_nodename(lab, n): n for n in lab.plan.nodes_running("rabbitmq")}

@@ -141,7 +141,8 @@ class Supervisor:
 
     def log_tail(self, program: str, size: int = 600) -> str:
         try:
-            text = self._proxy.supervisor.tailProcessStdoutLog(program, 0, size)[0]
+            result: Any = self._proxy.supervisor.tailProcessStdoutLog(program, 0, size)
+            text = result[0]
         except (xmlrpc.client.Fault, OSError):
             return "(no log)"
         return " | ".join(str(text).strip().splitlines()[-4:])
