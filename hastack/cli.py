@@ -304,6 +304,15 @@ from hastack.cli_lab import down, exec_cmd, status, up  # noqa: E402  (after `cl
 for _command in (up, status, down, exec_cmd):
     cli.add_command(_command)
 
+from hastack.cli_chaos import chaos, demo  # noqa: E402  (after `cli` exists)
+
+for _command in (chaos, demo):
+    cli.add_command(_command)
+
+from hastack.cli_recover import recover_cmd  # noqa: E402  (after `cli` exists)
+
+cli.add_command(recover_cmd)
+
 
 def main() -> None:
     cli(prog_name="hastack")

@@ -381,6 +381,10 @@ _MEMBER_SCRIPT = textwrap.dedent("""
     with conn.cursor() as c:
         c.execute("SET GLOBAL wsrep_desync = ON")
     result["desynced_state"] = status("wsrep_local_state_comment")
+    # The responder reuses a verdict for half a check interval: poll past that.
+    deadline = time.time() + 5
+    while probe() != 503 and time.time() < deadline:
+        time.sleep(0.1)
     result["desynced"] = probe()
     with conn.cursor() as c:
         c.execute("SET GLOBAL wsrep_desync = OFF")
@@ -402,6 +406,10 @@ _MEMBER_SCRIPT = textwrap.dedent("""
     result["agent_fd_growth"] = growth
     db.kill()
     db.wait()
+    # A cached "healthy" verdict may be served for half a check interval after the kill.
+    deadline = time.time() + 5
+    while probe() != 503 and time.time() < deadline:
+        time.sleep(0.1)
     result["db_down"] = probe()
     agent.kill()
     with open(out, "w") as f:

@@ -132,6 +132,9 @@ class RecoverySettings(Frozen):
 class FailoverSettings(Frozen):
     # The one target every HA timing (VRRP, HAProxy checks, Galera eviction...) is derived from.
     target_seconds: float = Field(default=2.0, gt=0, le=60)
+    # "budget": derive every timing from target_seconds. "kolla-ansible": the timings
+    # Kolla-Ansible ships by default, to measure the difference (bench/failover.py).
+    profile: Literal["budget", "kolla-ansible"] = "budget"
 
 
 class Settings(Frozen):

@@ -10,7 +10,7 @@ Pure: a Cloud in, a Budget out. Renderers read their numbers from the Budget, ne
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hastack.model.cloud import Cloud
 
@@ -131,7 +131,36 @@ class Budget:
 
 
 def make_budget(cloud: Cloud) -> Budget:
-    target = cloud.settings.failover.target_seconds
+    if cloud.settings.failover.profile == "kolla-ansible":
+        return kolla_ansible_defaults(cloud)
+    return budget_for_target(cloud.settings.failover.target_seconds)
+
+
+def kolla_ansible_defaults(cloud: Cloud) -> Budget:
+    """The timings a default Kolla-Ansible deployment runs with (its keepalived and HAProxy
+    roles, and the daemons' own defaults elsewhere), for side-by-side measurement."""
+    derived = budget_for_target(cloud.settings.failover.target_seconds)
+    return replace(
+        derived,
+        vrrp_advert_s=1.0,                 # keepalived role: advert_int 1
+        vrrp_track_interval_s=2,
+        vrrp_track_fall=1,
+        haproxy_inter_ms=2000,             # haproxy role: inter 2000 rise 2 fall 5
+        haproxy_fall=5,
+        haproxy_rise=2,
+        haproxy_connect_timeout_ms=10000,
+        galera_suspect_s=5.0,              # Galera's defaults
+        galera_inactive_s=15.0,
+        galera_keepalive_s=1.0,
+        galera_inactive_check_s=1.0,
+        rabbit_net_ticktime_s=60,          # Erlang's default
+        db_retry_interval_s=10,            # oslo.db's default
+        amqp_heartbeat_timeout_s=60,       # oslo.messaging's default
+        tcp_retries2=15,                   # the kernel's default
+    )
+
+
+def budget_for_target(target: float) -> Budget:
     # VIP: three adverts plus skew should take about a third of the target.
     advert = max(MIN_VRRP_ADVERT_S, round(target / 10, 2))
     # Back ends: detection within half the target, with two failed checks (one is noise).

@@ -268,6 +268,6 @@ def wait_gone(refs: Iterable[ProcessRef], timeout: float = 10) -> list[ProcessRe
 def _zombie(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
+    except (FileNotFoundError, ProcessLookupError):
+        return True   # gone between the liveness check and this read
     return stat[stat.rindex(")") + 2] == "Z"
