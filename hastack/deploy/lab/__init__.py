@@ -111,7 +111,7 @@ def down(cloud_name: str, purge: bool = False) -> list[str]:
 
 def exec_in(cloud_name: str, node: str, argv: Sequence[str]) -> int:
     """Run a command inside a node's namespaces (like docker exec); returns its exit status."""
-    return subprocess.call(nsenter(_node_pid(cloud_name, node, argv), list(argv)))
+    return subprocess.call(nsenter(_node_pid(cloud_name, node, argv), list(argv)), cwd="/")
 
 
 def run_in(cloud_name: str, node: str, argv: Sequence[str], input: str | None = None,

@@ -137,7 +137,7 @@ def spawn_node(node: str, dirs: NodeDirs, state_root: Path) -> subprocess.Popen[
             ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc", "--net", "--mount",
              "--uts", "--ipc", "--propagation", "private", "--", "/bin/sh", str(script)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-            close_fds=True)
+            close_fds=True, cwd="/")
     finally:
         log.close()
 

@@ -22,8 +22,10 @@ def nsenter(pid: int, argv: Sequence[str], namespaces: Sequence[str] = NSENTER_A
 def run(argv: Sequence[str], *, check: bool = True, timeout: float = 60,
         input: str | None = None) -> subprocess.CompletedProcess[str]:
     try:
+        # cwd "/": commands must not litter the caller's directory (a failing rabbitmqctl
+        # writes erl_crash.dump into its working directory).
         result = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
-                                input=input, check=False)
+                                input=input, check=False, cwd="/")
     except subprocess.TimeoutExpired:
         raise LabError(f"'{shlex.join(argv)}' did not finish within {timeout:g} s") from None
     except FileNotFoundError:
