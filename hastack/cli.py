@@ -299,19 +299,14 @@ def print_budget(budget: Any) -> None:
     console.print(table)
 
 
-from hastack.cli_lab import down, exec_cmd, status, up  # noqa: E402  (after `cli` exists)
+# The lab's commands live beside their stage; they are registered here, after `cli` exists.
+from hastack.cli_chaos import chaos, demo  # noqa: E402
+from hastack.cli_keys import keys  # noqa: E402
+from hastack.cli_lab import down, exec_cmd, status, up  # noqa: E402
+from hastack.cli_recover import recover_cmd  # noqa: E402
 
-for _command in (up, status, down, exec_cmd):
+for _command in (up, status, down, exec_cmd, recover_cmd, keys, chaos, demo):
     cli.add_command(_command)
-
-from hastack.cli_chaos import chaos, demo  # noqa: E402  (after `cli` exists)
-
-for _command in (chaos, demo):
-    cli.add_command(_command)
-
-from hastack.cli_recover import recover_cmd  # noqa: E402  (after `cli` exists)
-
-cli.add_command(recover_cmd)
 
 
 def main() -> None:

@@ -342,7 +342,7 @@ def test_sql_as_a_process_with_check(mariadb: Mariadb, tmp_path: Path) -> None:
                              env=python_env(), capture_output=True, text=True, timeout=60)
     assert checked.returncode == 0, checked.stderr
     result = json.loads(checked.stdout)
-    assert result["lost"] == 0 and result["acked"] >= 8
+    assert result["lost"] == 0 and result["acked"] >= 1
     assert result["run"] == json.loads(run.stdout)["run"]
 
 

@@ -3,7 +3,13 @@ operator relies on (VIP binds, budget timings, one Galera writer without failbac
 
 from __future__ import annotations
 
+import os
+import re
+import socket
 import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -94,7 +100,7 @@ def test_rendering_is_deterministic() -> None:
 def test_galera_has_one_writer_and_never_fails_back(demo_files: list[RenderedFile]) -> None:
     galera = sections(str(demo_files[0].content))["listen galera"]
     assert "mode tcp" in galera
-    assert "stick-table type ip size 1 nopurge" in galera
+    assert f"stick-table type ip size {haproxy.MAXCONN + 1} nopurge" in galera
     assert "stick on dst" in galera
     assert "option httpchk GET /" in galera
     rows = servers(galera)
@@ -180,3 +186,206 @@ def test_admin_interface_is_only_a_root_socket(demo_files: list[RenderedFile]) -
     assert "pidfile /run/haproxy.pid" in glob
     assert "stats uri" not in content and "stats enable" not in content
     assert haproxy.secrets_needed(example_plan("demo")) == []
+
+
+# Three fake Galera members: per node a TCP server on :3306 that greets with the node's name,
+# and a check on :9200 answering 503 while `<state dir>/<node>.down` exists, else 200.
+FAKE_GALERA = """
+import os, sys, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from socketserver import BaseRequestHandler, ThreadingTCPServer
+
+state = sys.argv[1]
+ThreadingTCPServer.allow_reuse_address = ThreadingTCPServer.daemon_threads = True
+for name, ip in (arg.split("=") for arg in sys.argv[2:]):
+    class Db(BaseRequestHandler):
+        def handle(self, name=name):
+            self.request.sendall(name.encode() + b"\\n")
+    class Check(BaseHTTPRequestHandler):
+        def do_GET(self, name=name):
+            down = os.path.exists(os.path.join(state, name + ".down"))
+            self.send_response(503 if down else 200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        def handle(self):
+            try:
+                super().handle()
+            except OSError:
+                pass
+        def log_message(self, *args):
+            pass
+    for server in (ThreadingTCPServer((ip, 3306), Db), ThreadingHTTPServer((ip, 9200), Check)):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+def raw_sections(content: str) -> dict[str, str]:
+    """'listen galera' -> the section's text, header line included."""
+    result: dict[str, str] = {}
+    header = ""
+    for line in content.splitlines():
+        if line and not line[0].isspace() and not line.startswith("#"):
+            header = line
+        if header:
+            result[header] = result.get(header, "") + line + "\n"
+    return result
+
+
+class GaleraLab:
+    """The rendered `listen galera` run by a real HAProxy in a network namespace of its own,
+    in front of three fake members whose health checks the test flips."""
+
+    def __init__(self, content: str, tmp_path: Path) -> None:
+        self.ns = f"hs-test-hap-{os.getpid()}"
+        self.dir = tmp_path
+        self.socket = tmp_path / "admin.sock"
+        self.procs: list[subprocess.Popen[str]] = []
+        parsed = raw_sections(content)
+        galera = parsed["listen galera"]
+        # The cloud's addresses, moved into 198.18.250.0/24 (only inside the namespace).
+        galera = galera.replace("198.18.0.", "198.18.250.")
+        self.nodes = {m[0]: m[1] for m in re.findall(r"server (\S+) ([\d.]+):3306", galera)}
+        self.vip = re.findall(r"bind ([\d.]+):3306", galera)[0]
+        config = (f"global\n    stats socket {self.socket} mode 600 level admin\n\n"
+                  f"{parsed['defaults']}\n{galera}")
+        (tmp_path / "haproxy.cfg").write_text(config)
+        (tmp_path / "fake_galera.py").write_text(FAKE_GALERA)
+
+    def __enter__(self) -> GaleraLab:
+        ip = require_program("ip")
+        subprocess.run([ip, "netns", "add", self.ns], check=True)
+        try:
+            subprocess.run([ip, "-n", self.ns, "link", "set", "lo", "up"], check=True)
+            for address in [*self.nodes.values(), self.vip]:
+                subprocess.run([ip, "-n", self.ns, "addr", "add", f"{address}/24", "dev", "lo"],
+                               check=True)
+            fake = self._start(sys.executable, str(self.dir / "fake_galera.py"), str(self.dir),
+                               *[f"{n}={a}" for n, a in self.nodes.items()],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            assert fake.stdout is not None and fake.stdout.readline().strip() == "ready"
+            self.start_haproxy()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for proc in self.procs:
+            self._stop(proc)
+        subprocess.run([require_program("ip"), "netns", "del", self.ns], check=False)
+
+    def _start(self, *cmd: str, **kwargs: object) -> subprocess.Popen[str]:
+        proc = subprocess.Popen([require_program("ip"), "netns", "exec", self.ns, *cmd],
+                                text=True, **kwargs)  # type: ignore[call-overload]
+        self.procs.append(proc)
+        return proc
+
+    @staticmethod
+    def _stop(proc: subprocess.Popen[str]) -> None:
+        if proc.stdin:
+            proc.stdin.close()
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+    def start_haproxy(self) -> None:
+        self.socket.unlink(missing_ok=True)
+        self.haproxy = self._start(require_program("haproxy"), "-W", "-db",
+                                   "-f", str(self.dir / "haproxy.cfg"),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not self.socket.exists():
+            assert self.haproxy.poll() is None and time.monotonic() < deadline, "no HAProxy"
+            time.sleep(0.05)
+
+    def restart_haproxy(self) -> None:
+        self._stop(self.haproxy)
+        self.start_haproxy()
+
+    def admin(self, command: str) -> str:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            sock.connect(str(self.socket))
+            sock.sendall(command.encode() + b"\n")
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks).decode()
+
+    def set_healthy(self, node: str, healthy: bool) -> None:
+        flag = self.dir / f"{node}.down"
+        if healthy:
+            flag.unlink(missing_ok=True)
+        else:
+            flag.touch()
+
+    def wait_states(self, **wanted: str) -> None:
+        """Until HAProxy sees each named server in that state ("UP", "DOWN")."""
+        deadline = time.monotonic() + 15
+        while True:
+            rows = [line.split(",") for line in self.admin("show stat").splitlines()]
+            states = {row[1]: row[17] for row in rows if len(row) > 17 and row[0] == "galera"}
+            if all(states.get(n, "").startswith(s) for n, s in wanted.items()):
+                return
+            assert time.monotonic() < deadline, f"wanted {wanted}, HAProxy shows {states}"
+            time.sleep(0.1)
+
+    def connect(self) -> str:
+        """The member a new client connection on the VIP reaches."""
+        code = (f"import socket; s = socket.create_connection(({self.vip!r}, 3306), 5); "
+                "print(s.recv(64).decode().strip())")
+        result = subprocess.run([require_program("ip"), "netns", "exec", self.ns,
+                                 sys.executable, "-c", code],
+                                capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    def stuck_to(self) -> list[str]:
+        """The servers of the stick table's entries (`show table galera`)."""
+        return re.findall(r"server_key=(\S+)", self.admin("show table galera"))
+
+
+@pytest.fixture
+def galera_lab(tmp_path: Path) -> Iterator[GaleraLab]:
+    if os.geteuid() != 0:
+        pytest.fail("the Galera failover test needs root (ip netns)")
+    # A 2 s failover target: checks every 500 ms, so the test takes a few seconds.
+    failover = "  failover: {target_seconds: 2.0}"
+    text = DEMO.replace("  monitoring: {enabled: true}",
+                        "  monitoring: {enabled: true}\n" + failover)
+    with GaleraLab(str(render(plan_from_text(text))[0].content), tmp_path) as lab:
+        yield lab
+
+
+@pytest.mark.validator
+def test_galera_never_fails_back_through_a_real_haproxy(galera_lab: GaleraLab) -> None:
+    lab = galera_lab
+    ctl1, ctl2, ctl3 = lab.nodes
+    lab.wait_states(**{n: "UP" for n in lab.nodes})
+    assert lab.stuck_to() == []
+    # A clean start: the first server, every time.
+    assert [lab.connect() for _ in range(3)] == [ctl1] * 3
+    assert lab.stuck_to() == [ctl1]
+    # The writer fails its check: new connections go to the next member...
+    lab.set_healthy(ctl1, False)
+    lab.wait_states(**{ctl1: "DOWN"})
+    assert [lab.connect() for _ in range(3)] == [ctl2] * 3
+    # ...and stay there when the old writer is back: no failback, never two writers.
+    lab.set_healthy(ctl1, True)
+    lab.wait_states(**{ctl1: "UP"})
+    assert [lab.connect() for _ in range(3)] == [ctl2] * 3
+    assert lab.stuck_to() == [ctl2]
+    # A restart loses the table: a healthy member is chosen, and kept.
+    lab.set_healthy(ctl1, False)
+    lab.restart_haproxy()
+    lab.wait_states(**{ctl1: "DOWN", ctl2: "UP", ctl3: "UP"})
+    assert lab.connect() == ctl2
+    lab.set_healthy(ctl1, True)
+    lab.wait_states(**{ctl1: "UP"})
+    assert [lab.connect() for _ in range(2)] == [ctl2] * 2

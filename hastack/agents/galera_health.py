@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import contextlib
 import logging
 import sys
 import threading
@@ -53,11 +54,11 @@ class Config:
             section = parser[SECTION]
             return cls(
                 bind=section["bind"],
-                port=section.getint("port"),
+                port=int(section["port"]),
                 socket=section["socket"],
                 user=section["user"],
                 password=section["password"],
-                timeout_s=section.getfloat("timeout"),
+                timeout_s=float(section["timeout"]),
                 max_age_s=section.getfloat("max_age", fallback=0.0),
             )
         except (KeyError, ValueError) as exc:
@@ -127,10 +128,8 @@ class PersistentQuery:
 
     def close(self) -> None:
         if self._conn is not None:
-            try:
+            with contextlib.suppress(pymysql.MySQLError, OSError):
                 self._conn.close()
-            except (pymysql.MySQLError, OSError):
-                pass
             self._conn = None
 
 

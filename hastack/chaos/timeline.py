@@ -91,8 +91,8 @@ class Fault:
 class Transition:
     t: float
     what: str
-    from_: str | None
-    to: str | None
+    from_: str | None = None        # None values are left out of the JSON: default them
+    to: str | None = None
     source: str = ""
     kind: Literal["transition"] = "transition"
 
@@ -101,7 +101,7 @@ class Transition:
 class Sample:
     t: float
     what: str
-    value: JsonValue
+    value: JsonValue = None         # None is left out of the JSON: default it
     kind: Literal["sample"] = "sample"
 
 

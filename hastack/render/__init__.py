@@ -21,7 +21,7 @@ from hastack.render.secrets import SecretSpec
 # Render order; each name is a module of this package named after the system it configures.
 SYSTEMS: tuple[str, ...] = (
     "system", "haproxy", "keepalived", "galera", "rabbitmq", "memcached", "redis",
-    "pacemaker", "openstack",
+    "pacemaker", "openstack", "wsgi", "rpcservice",
 )
 
 

@@ -3,7 +3,7 @@
 Each plan frontend becomes one `listen` section bound on its VIPs, balancing the nodes that run
 the process (each bound at its own node IP, so HAProxy can bind the same port on the VIP).
 Galera's single-writer frontend sends every connection to one member, keeps the others as
-`backup` and never fails back (a one-entry stick table on the destination address). Check
+`backup` and never fails back (a stick table keyed on the destination address). Check
 timings come from the budget; pure: a RenderContext in, files out.
 """
 
@@ -31,6 +31,13 @@ HTTP_REQUEST_TIMEOUT_S = 10
 API_IDLE_TIMEOUT_S = 120
 QUEUE_TIMEOUT_S = 120
 DB_IDLE_TIMEOUT_S = 90 * 60
+
+# Galera's stick table: `nopurge`, so the writer's entry is never evicted, and room for one
+# more entry per connection. Each connection's `stick store` first allocates an entry of its
+# own (counted in the table's size) before merging it into the VIP's; in a full `nopurge` table
+# that allocation fails and the store is skipped, silently. With `size 1` the entry kept the
+# first writer forever, and HAProxy failed back to it as soon as it was UP again.
+GALERA_STICK_TABLE_SIZE = MAXCONN + 1
 
 # An HTTP check passes on any 2xx or 3xx (OpenStack API roots answer 300 Multiple Choices).
 HTTP_CHECK_EXPECT = "200-399"
@@ -119,10 +126,13 @@ def galera_single_writer_listener(ctx: RenderContext, frontend: Frontend,
                                   binds: tuple[str, ...]) -> Listener:
     """Every connection to one Galera member; the others are backups taken in order.
 
-    The stick table holds one entry, keyed on the VIP: once a backup has taken over, new
-    connections stay on it when the old writer returns, so there are never two writers.
-    `shutdown-sessions` cuts the clients of a member marked down, so they reconnect to the new
-    writer at once instead of waiting for their own timeouts.
+    The stick table holds one entry per bound VIP (Galera binds one): the server the last
+    connection went to. Once a backup has taken over, new connections stay on it when the old
+    writer returns, so there are never two writers; after a restart (the table is empty) the
+    first UP server in order is chosen. `shutdown-sessions` cuts the clients of a member marked
+    down, so they reconnect to the new writer at once instead of waiting for their own timeouts.
+    No `on-marked-up shutdown-backup-sessions`: that would cut the new writer's clients when
+    the old writer comes back.
     """
     writer, *backups = frontend.backends
     # No `balance`: with a single active server there is nothing to balance.
@@ -131,7 +141,7 @@ def galera_single_writer_listener(ctx: RenderContext, frontend: Frontend,
         "option tcpka",
         f"timeout client {_duration(DB_IDLE_TIMEOUT_S)}",
         f"timeout server {_duration(DB_IDLE_TIMEOUT_S)}",
-        "stick-table type ip size 1 nopurge",
+        f"stick-table type ip size {GALERA_STICK_TABLE_SIZE} nopurge",
         "stick on dst",
     )
     servers = tuple(

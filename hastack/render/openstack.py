@@ -42,6 +42,8 @@ L3_HA_NET_CIDR = "169.254.192.0/18"
 # SQLAlchemy pool sizing per worker: every API worker of every node ends up on the one Galera
 # writer, so keep the pool small (sizes, not timings).
 DB_POOL = {"max_pool_size": 5, "max_overflow": 10}
+# Most a dead memcached instance may cost one oslo.cache request (seconds).
+CACHE_SOCKET_TIMEOUT_CAP_S = 0.1
 
 
 # --------------------------------------------------------------------------------------------
@@ -100,6 +102,7 @@ class ClientTimings:
     value with the reason next to it, never picked independently."""
 
     memcache_socket_timeout_s: int
+    cache_socket_timeout_s: float
     memcache_dead_retry_s: int
     memcache_pool_get_timeout_s: int
     db_connection_recycle_s: int
@@ -111,6 +114,11 @@ def client_timings(budget: Budget) -> ClientTimings:
     socket_timeout = budget.memcache_socket_timeout_s
     return ClientTimings(
         memcache_socket_timeout_s=socket_timeout,
+        # oslo.cache takes fractions of a second: a live memcached on the LAN answers in well
+        # under a millisecond, so 100 ms is ample slack on a loaded host and is what a dead
+        # (black-holed) instance may cost one request, also at each dead_retry re-probe. A
+        # false "dead" costs cache misses, never errors.
+        cache_socket_timeout_s=min(float(socket_timeout), CACHE_SOCKET_TIMEOUT_CAP_S),
         memcache_dead_retry_s=budget.memcache_dead_retry_s,
         # Waiting longer for a pooled connection than for a server itself buys nothing.
         memcache_pool_get_timeout_s=socket_timeout,
@@ -250,11 +258,19 @@ def _database(view: NodeView, ini: IniFile) -> None:
 
 
 def _messaging(view: NodeView, ini: IniFile) -> None:
-    budget = view.ctx.budget
-    ini.set("DEFAULT", "transport_url", transport_url(view.ctx),
+    messaging_client(view.ctx, ini)
+    if view.plan.cloud.has_service("ceilometer"):
+        ini.set("oslo_messaging_notifications", "driver", "messagingv2",
+                "Ceilometer's notification agents consume these.")
+
+
+def messaging_client(ctx: RenderContext, ini: IniFile) -> None:
+    """oslo.messaging client options of any RPC user (services, hastack's RPC service)."""
+    budget = ctx.budget
+    ini.set("DEFAULT", "transport_url", transport_url(ctx),
             "Every RabbitMQ node; clients fail over, no load balancer in between.")
     section = "oslo_messaging_rabbit"
-    if view.plan.cloud.settings.rabbitmq.queues == "quorum":
+    if ctx.plan.cloud.settings.rabbitmq.queues == "quorum":
         ini.set(section, "rabbit_quorum_queue", True, "Raft-replicated queues (settings).")
     else:
         ini.set(section, "rabbit_ha_queues", True,
@@ -265,9 +281,6 @@ def _messaging(view: NodeView, ini: IniFile) -> None:
     ini.set(section, "kombu_failover_strategy", "round-robin")
     ini.set(section, "rabbit_retry_interval", budget.amqp_retry_interval_s)
     ini.set(section, "rabbit_retry_backoff", budget.amqp_retry_interval_s)
-    if view.plan.cloud.has_service("ceilometer"):
-        ini.set("oslo_messaging_notifications", "driver", "messagingv2",
-                "Ceilometer's notification agents consume these.")
 
 
 def _cache(view: NodeView, ini: IniFile) -> None:
@@ -278,8 +291,9 @@ def _cache(view: NodeView, ini: IniFile) -> None:
             "socket_timeout, so a dead instance costs one short timeout and is then skipped\n"
             "(dogpile.cache.memcached ignores both).")
     ini.set("cache", "memcache_servers", memcached_server_list(view.plan))
-    ini.set("cache", "memcache_socket_timeout", t.memcache_socket_timeout_s,
-            "Recent oslo.cache calls it socket_timeout and still accepts this older name.")
+    ini.set("cache", "memcache_socket_timeout", t.cache_socket_timeout_s,
+            "Recent oslo.cache calls it socket_timeout and still accepts this older name.\n"
+            "Connect and read: a dead instance costs at most this, then is skipped.")
     ini.set("cache", "memcache_dead_retry", t.memcache_dead_retry_s)
     ini.set("cache", "memcache_pool_connection_get_timeout", t.memcache_pool_get_timeout_s)
     ini.set("cache", "memcache_pool_flush_on_reconnect", True,

@@ -31,7 +31,7 @@ from hastack.chaos.timeline import TimelineWriter, WorkloadMark, read_events
 
 log = logging.getLogger(__name__)
 
-WORKLOADS: tuple[str, ...] = ("sql", "amqp", "api", "cache")
+WORKLOADS: tuple[str, ...] = ("sql", "amqp", "api", "cache", "rpc")
 # After this many unexpected exceptions in a row the workload has a bug, not a flaky cloud.
 MAX_CONSECUTIVE_INTERNAL_ERRORS = 20
 

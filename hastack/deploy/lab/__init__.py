@@ -11,8 +11,10 @@ also after a crash. Only this package creates namespaces, links, mounts and proc
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -110,8 +112,18 @@ def down(cloud_name: str, purge: bool = False) -> list[str]:
 
 
 def exec_in(cloud_name: str, node: str, argv: Sequence[str]) -> int:
-    """Run a command inside a node's namespaces (like docker exec); returns its exit status."""
-    return subprocess.call(nsenter(_node_pid(cloud_name, node, argv), list(argv)), cwd="/")
+    """Run a command inside a node's namespaces (like docker exec); returns its exit status.
+
+    The project's venv comes first on PATH, so its clients (`openstack`) run in any node."""
+    return subprocess.call(nsenter(_node_pid(cloud_name, node, argv), list(argv)), cwd="/",
+                           env=_venv_env())
+
+
+def _venv_env() -> dict[str, str]:
+    venv_bin = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+    return {**os.environ, "PATH": path if venv_bin in path.split(":")
+            else f"{venv_bin}:{path}"}
 
 
 def run_in(cloud_name: str, node: str, argv: Sequence[str], input: str | None = None,

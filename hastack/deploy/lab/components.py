@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from hastack.deploy.lab import network
+from hastack.deploy.lab import network, openstack
 from hastack.deploy.lab.lab import Lab, LabNode, listening_ports, wait_until
 from hastack.deploy.lab.nodes import install_file, node_path
 from hastack.deploy.lab.programs import MARIADBD_ARGS, SENTINEL_CONF
@@ -37,8 +37,23 @@ def bring_up(lab: Lab, steps: Steps) -> list[str]:
     """Start whatever is planned and not running; returns what was done."""
     chains: list[Callable[[Lab, Steps], list[str]]] = [
         _load_balancing, _galera, _rabbitmq, _caches]
-    pool = ThreadPoolExecutor(max_workers=len(chains))
+    pool = ThreadPoolExecutor(max_workers=len(chains) + 2)
     futures = [pool.submit(chain, lab, steps) for chain in chains]
+    galera, rabbitmq = futures[1], futures[2]
+
+    def database_ready() -> bool:
+        # Keystone's database and account exist once the init SQL ran; a failed Galera
+        # chain ends the wait (its error is reported once, by that chain).
+        if galera.done() and galera.exception() is not None:
+            raise LabError("Keystone: not started, Galera did not come up")
+        # After a power cycle the init SQL ran long ago: wait for a Primary member too.
+        return (lab.state / INIT_DONE).exists() and (galera.done() or any(
+            wsrep_status(m).get("wsrep_cluster_status") == "Primary"
+            for m in _members(lab, "mariadb-galera") if _running(m, "mariadb")))
+
+    # OpenStack services start as soon as what they need is there, next to the other chains.
+    futures.append(pool.submit(openstack.keystone, lab, steps, database_ready))
+    futures.append(pool.submit(openstack.rpc_service, lab, steps, rabbitmq))
     actions: list[str] = []
     errors: list[str] = []
     try:
@@ -227,9 +242,10 @@ def _galera(lab: Lab, steps: Steps) -> list[str]:
 
     actions += _parallel(prepare, joiners)
     if not running:
-        # No member runs: bootstrap a new primary component from the most advanced member.
-        known = [(p[1], -i, m) for i, m in enumerate(members) if (p := positions.get(m.name))]
-        first = max(known)[2] if known else members[0]
+        # No member runs: bootstrap a new primary component from the most advanced member,
+        # decided like `hastack recover` (positions, last primary views; refusals stop here).
+        from hastack.deploy.lab import recovery  # recovery builds on this module
+        first = members[0] if fresh else recovery.most_advanced(lab, members, positions, steps)
         args = ["--wsrep-new-cluster"]
         position = positions.get(first.name)
         if position:

@@ -10,13 +10,19 @@ from __future__ import annotations
 import importlib.util
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from hastack.deploy.lab.supervisor import Program
 from hastack.plan import Plan
+from hastack.render import rpcservice, wsgi
 
 MARIADBD_ARGS = "/run/hastack/mariadbd.args"   # extra flags for the next start (bootstrap...)
 SENTINEL_CONF = "/var/lib/redis/sentinel.conf"  # Sentinel rewrites its file: a writable copy
 GALERA_HEALTH_MODULE = "hastack.agents.galera_health"
+RPC_SERVICE_MODULE = "hastack.agents.rpc_service"
+RPC_SERVICE = "rpc-service"
+# Python packages a program needs (pip, in the project's venv): program -> module.
+PYTHON_NEEDS = {"keystone": "keystone", RPC_SERVICE: "oslo_messaging"}
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,11 @@ class LabProcess:
 
 def _python() -> str:
     return sys.executable
+
+
+def _venv_bin(program: str) -> str:
+    """A console script installed next to this interpreter (the project's venv)."""
+    return str(Path(sys.executable).parent / program)
 
 
 LAB_PROCESSES: tuple[LabProcess, ...] = (
@@ -68,8 +79,21 @@ LAB_PROCESSES: tuple[LabProcess, ...] = (
     LabProcess("redis-sentinel", (
         Program("redis-sentinel", f"/usr/bin/redis-sentinel {SENTINEL_CONF}", user="redis"),
     )),
+    LabProcess("keystone", (
+        # Keystone from PyPI under gunicorn, settings rendered (bind, workers, control socket
+        # in the node's /run). Runs as root: without Debian's keystone package there is no
+        # keystone user, and the key repositories are root-only.
+        Program("keystone", f"/bin/sh -c \"mkdir -p {Path(wsgi.CONTROL_SOCKET).parent} && "
+                            f"exec {_venv_bin('gunicorn')} --config /{wsgi.KEYSTONE_CONF}\"",
+                autorestart="true", startsecs=2, stopwaitsecs=15),
+    )),
 )
 BY_PROCESS = {p.process: p for p in LAB_PROCESSES}
+
+# hastack's own A/A RPC service, on the nodes its renderer places it (not a catalog process).
+RPC_PROGRAM = Program(RPC_SERVICE, f"{_python()} -m {RPC_SERVICE_MODULE} "
+                                   f"--config-file /{rpcservice.PATH}",
+                      autorestart="true", startsecs=1)
 
 # Why the lab does not run a planned process (the first matching rule wins).
 NOT_RUN = {
@@ -84,14 +108,35 @@ def lab_processes(plan: Plan) -> list[LabProcess]:
     return [BY_PROCESS[p.process] for p in plan.processes if p.process in BY_PROCESS]
 
 
+def python_available(program: str) -> bool:
+    """Whether the Python package a program needs is installed (always true for others)."""
+    module = PYTHON_NEEDS.get(program)
+    if module is None:
+        return True
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def _not_installed(program: str) -> str:
+    return (f"Python package {PYTHON_NEEDS[program]} is not installed in "
+            f"{Path(sys.executable).parent.parent} (pip install -e .[test])")
+
+
 def skipped(plan: Plan) -> list[tuple[str, str, str]]:
     """(process, nodes, reason) for every planned process the lab does not run."""
     rows = []
+    rpc_nodes = rpcservice.service_nodes(plan)
+    if rpc_nodes and not python_available(RPC_SERVICE):
+        rows.append((RPC_SERVICE, ",".join(rpc_nodes), _not_installed(RPC_SERVICE)))
     for p in plan.processes:
         if p.process in BY_PROCESS:
             if p.process == "mariadb-galera" and not galera_health_available():
                 rows.append(("galera-health", ",".join(p.nodes),
                              f"{GALERA_HEALTH_MODULE} is not installed"))
+            if not python_available(p.process):
+                rows.append((p.process, ",".join(p.nodes), _not_installed(p.process)))
             continue
         reason = NOT_RUN.get(p.process, OPENSTACK if p.service != "support" else "not supported")
         rows.append((p.process, ",".join(p.nodes), reason))
@@ -115,5 +160,9 @@ def programs_on(plan: Plan, node: str) -> list[Program]:
         for program in row.programs:
             if program.name == "galera-health" and not galera_health_available():
                 continue
+            if not python_available(program.name):
+                continue
             programs.append(program)
+    if node in rpcservice.service_nodes(plan) and python_available(RPC_SERVICE):
+        programs.append(RPC_PROGRAM)
     return programs

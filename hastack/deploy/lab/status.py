@@ -14,7 +14,7 @@ import socket
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from hastack.deploy.lab import components
+from hastack.deploy.lab import components, openstack
 from hastack.deploy.lab.lab import Lab, LabNode, listening_ports
 from hastack.deploy.lab.names import CLIENT
 from hastack.deploy.lab.nodes import node_path
@@ -34,9 +34,11 @@ def collect(lab: Lab) -> dict[str, Any]:
         galera_f = pool.submit(_galera, lab)
         rabbit_f = pool.submit(_rabbitmq, lab)
         redis_f = pool.submit(_redis, lab)
+        keystone_f = pool.submit(openstack.keystone_health, lab)
         nodes, vip_holders = nodes_f.result(), vips_f.result()
         haproxy = _haproxy(lab, vip_holders)
         galera, rabbit, redis = galera_f.result(), rabbit_f.result(), redis_f.result()
+        keystone = keystone_f.result()
     for node, info in nodes.items():
         for program, state in info["programs"].items():
             if state != "RUNNING":
@@ -63,6 +65,15 @@ def collect(lab: Lab) -> dict[str, Any]:
             anomalies.append(f"RabbitMQ: {len(rabbit['running'])} of {expected} members running")
         if rabbit["partitions"]:
             anomalies.append(f"RabbitMQ: partitioned {rabbit['partitions']}")
+    if keystone is not None:
+        for node, health in keystone["nodes"].items():
+            if not health["healthy"]:
+                anomalies.append(f"Keystone: {node} does not answer GET /v3 "
+                                 f"({health['status'] or health['detail']})")
+        vip = keystone["vip"]
+        if not vip["healthy"]:
+            anomalies.append(f"Keystone: no answer on the VIP ({vip['status'] or vip['detail']})")
+    clouds_yaml = openstack.clouds_yaml_path(lab)
     memcached = [f"{lab.nodes[n].address.interface.ip}:11211"
                  for n in lab.plan.nodes_running("memcached")
                  if n in lab.nodes and 11211 in listening_ports(lab.nodes[n].pid)]
@@ -76,6 +87,9 @@ def collect(lab: Lab) -> dict[str, Any]:
         "rabbitmq": rabbit,
         "memcached": memcached,
         "redis": redis,
+        "keystone": keystone,
+        "clouds_yaml": str(clouds_yaml) if keystone is not None and clouds_yaml.exists()
+        else None,
         "haproxy": haproxy,
         "nodes": nodes,
         "skipped": [{"process": p, "nodes": n, "reason": r} for p, n, r in skipped(lab.plan)],
@@ -164,22 +178,33 @@ def _stats_socket(lab: Lab, node: str) -> str | None:
     return match.group(1) if match else None
 
 
-def show_stat(lab: Lab, node: LabNode) -> list[dict[str, str]]:
+def _admin(lab: Lab, node: LabNode, command: str) -> str:
+    """The answer of `node`'s HAProxy stats socket to `command`; "" when unreachable."""
     path = _stats_socket(lab, node.name)
     if path is None:
-        return []
+        return ""
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(3)
             sock.connect(str(node_path(node.pid, path)))
-            sock.sendall(b"show stat\n")
+            sock.sendall(command.encode() + b"\n")
             chunks = []
             while chunk := sock.recv(65536):
                 chunks.append(chunk)
     except OSError:
-        return []
-    text = b"".join(chunks).decode(errors="replace").lstrip("# ")
-    return list(csv.DictReader(io.StringIO(text)))
+        return ""
+    return b"".join(chunks).decode(errors="replace")
+
+
+def show_stat(lab: Lab, node: LabNode) -> list[dict[str, str]]:
+    text = _admin(lab, node, "show stat").lstrip("# ")
+    return list(csv.DictReader(io.StringIO(text))) if text else []
+
+
+def galera_stuck_server(lab: Lab, node: LabNode) -> str | None:
+    """The server of the Galera stick table's entry (`show table galera`), if it has one."""
+    found = re.search(r"server_key=(\S+)", _admin(lab, node, f"show table {GALERA_BACKEND}"))
+    return found.group(1) if found else None
 
 
 def _haproxy(lab: Lab, vip_holders: dict[str, list[str]]) -> dict[str, Any]:
@@ -199,15 +224,19 @@ def _haproxy(lab: Lab, vip_holders: dict[str, list[str]]) -> dict[str, Any]:
                 continue
             backends.setdefault(row["pxname"], {})[row["svname"]] = {
                 "status": row.get("status"), "backup": row.get("bck") == "1"}
-        return {"seen_from": name, "backends": backends}
-    return {"seen_from": None, "backends": {}}
+        return {"seen_from": name, "backends": backends,
+                "galera_stuck_to": galera_stuck_server(lab, node)}
+    return {"seen_from": None, "backends": {}, "galera_stuck_to": None}
 
 
 def _writer(haproxy: dict[str, Any]) -> str | None:
-    """The server HAProxy sends Galera writes to: the active UP server, else the first UP
-    backup (HAProxy uses only one backup unless `option allbackups`)."""
+    """The server HAProxy sends Galera writes to: the stick table's server while it is UP (no
+    failback), else the active UP server, else the first UP backup (HAProxy uses only one
+    backup unless `option allbackups`)."""
     servers = haproxy.get("backends", {}).get(GALERA_BACKEND, {})
     up = [name for name, s in servers.items() if str(s["status"]).startswith("UP")]
+    if haproxy.get("galera_stuck_to") in up:
+        return str(haproxy["galera_stuck_to"])
     active = [name for name in up if not servers[name]["backup"]]
     return (active or up or [None])[0]
 

@@ -1,0 +1,415 @@
+"""Chaos scenarios: the built-in table, and the runner that plays one on the running lab.
+
+A scenario is data (a row of `SCENARIOS`): the fault verb and its default target, how long
+the fault is held, and what the architecture promises (`Expectations`). The runner is the
+same for every row:
+
+    healthy? ─▶ workloads start (client node) ─▶ warm-up baseline ─▶ fault ─▶ hold ─▶ heal
+      ─▶ wait for `status` healthy (bounded: recovery time) ─▶ tail ─▶ workloads stop
+      ─▶ checks (lost writes, lost messages) ─▶ timeline merged ─▶ summary + plot
+
+Workloads are real clients in the lab's client node (its network namespace, the venv's
+python), each writing its own JSONL into the results directory; faults and samplers (VIP
+holders ten times a second, the Galera writer) write `faults.jsonl` from this process. Every
+run is bounded in time, and heals and cleans up in `finally`, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from hastack.chaos import ChaosError
+from hastack.chaos.faults import run_fault
+from hastack.chaos.lab_faults import make_action
+from hastack.chaos.measure import Expectations, summarise
+from hastack.chaos.targets import LabView, resolve
+from hastack.chaos.timeline import PeriodicSampler, TimelineWriter, read_timeline
+from hastack.chaos.workloads import WORKLOADS, new_run_id, workload_argv
+
+log = logging.getLogger(__name__)
+
+SQL_USER = "keystone"            # a service account the lab creates, allowed from the client
+SQL_DATABASE = "keystone"
+AMQP_SECRET = "rabbitmq_openstack"
+AMQP_USER = "openstack"
+RATES = {"sql": 10.0, "amqp": 10.0, "api": 10.0, "cache": 10.0}
+WORKLOAD_BOUND_S = 900           # workloads are stopped by us; this only bounds a lost run
+CHECK_TIMEOUT_S = 60
+START_TIMEOUT_S = 45             # every workload has recorded a success
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    verb: str                    # crash | kill | stop | freeze | partition | isolate | restart
+    target: str                  # default target (node name or role, see chaos.targets)
+    expectations: Expectations
+    program: str | None = None   # for kill / stop
+    hold_s: float = 5.0
+    rolling: bool = False        # the verb is applied to every node of `target`'s kind in turn
+    warmup_s: float = 5.0
+    tail_s: float = 3.0
+    recovery_timeout_s: float = 150.0
+    demo: bool = False           # part of `hastack demo`'s suite
+    notes: tuple[str, ...] = field(default=())
+
+
+def _expect(**downtime: float) -> Expectations:
+    return Expectations(max_downtime_s=downtime)
+
+
+POWER_LOSS_NOTES = (
+    "recovery_s of a power loss = lab.heal_s (the repair path restarts every service from "
+    "disk) + lab.recovery_s (until status is healthy); target <= 120 s",
+    "the decision and evidence are kept in <state>/recovery/<time>/decision.json",
+    "the lab's nodes share one kernel: SIGKILL drops no page-cache write, so this proves the "
+    "recovery protocol, not fsync durability",
+)
+
+# Limits: the issue's targets where a scenario measures one (API ≤ 1 s on a VIP-holder
+# crash, SQL ≤ 2 s on a writer crash, queue ≤ 5 s on a RabbitMQ node crash, nothing
+# acknowledged lost); elsewhere what the timing budget implies for collateral workloads.
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("vip-holder-crash", "power cut of the node holding the internal VIP",
+             "crash", "vip-holder", _expect(api=1.0, sql=6.0, amqp=10.0, cache=3.0),
+             hold_s=5.0, demo=True),
+    Scenario("galera-writer-crash", "SIGKILL of mariadbd on the Galera writer",
+             "kill", "galera-writer", _expect(sql=2.0, api=1.0, amqp=1.0, cache=1.0),
+             program="mariadb", hold_s=3.0, demo=True),
+    Scenario("rabbit-node-crash", "power cut of a RabbitMQ node (not the VIP holder)",
+             "crash", "rabbit-any", _expect(amqp=5.0, sql=5.0, api=1.0, cache=3.0),
+             hold_s=5.0, demo=True),
+    Scenario("memcached-node-loss", "memcached stopped on one node, kept down 10 s",
+             "stop", "memcached-any", _expect(cache=3.0, sql=0.5, api=0.5, amqp=0.5),
+             program="memcached", hold_s=10.0, demo=True),
+    Scenario("controller-freeze", "every process of the VIP holder SIGSTOPped for 8 s",
+             "freeze", "vip-holder",
+             replace(_expect(api=3.0, sql=12.0, amqp=15.0, cache=3.0), max_dual_vip_s=1.0),
+             hold_s=8.0, demo=True),
+    Scenario("controller-partition", "a controller cut from its peers both ways for 10 s",
+             "partition", "controller-any", _expect(),
+             hold_s=10.0, demo=True,
+             notes=("keepalived has no quorum: a partitioned node claims the VIP too "
+                    "(linter rule vrrp-split-brain); the run reports for how long",)),
+    Scenario("vip-holder-isolate", "the VIP holder's link goes down for 5 s",
+             "isolate", "vip-holder", _expect(api=1.0, sql=6.0, amqp=10.0, cache=3.0),
+             hold_s=5.0),
+    Scenario("haproxy-kill", "SIGKILL of HAProxy on the VIP holder (track_script moves the VIP)",
+             "kill", "vip-holder", _expect(api=2.0, sql=4.0, amqp=1.0, cache=1.0),
+             program="haproxy", hold_s=3.0),
+    Scenario("rolling-restart", "each controller restarted gracefully in turn",
+             "restart", "controller-any", _expect(api=0.0, sql=0.0, amqp=0.0, cache=0.0),
+             hold_s=0.0, rolling=True, recovery_timeout_s=240.0),
+    Scenario("power-loss", "whole-cluster power cut, then recovery from disk (Galera "
+             "bootstrap from the most advanced member, RabbitMQ in order)",
+             "power-loss", "controller-any",
+             _expect(sql=125.0, api=125.0, amqp=125.0, cache=125.0),
+             hold_s=1.0, recovery_timeout_s=240.0, notes=POWER_LOSS_NOTES),
+    Scenario("stale-node-trap", "one Galera member stops cleanly, writes go on, then the "
+             "whole cluster loses power: recovery must not bootstrap the stale member",
+             "stale-node-trap", "controller-any",
+             _expect(sql=130.0, api=130.0, amqp=130.0, cache=130.0),
+             hold_s=1.0, recovery_timeout_s=240.0, notes=POWER_LOSS_NOTES),
+)
+BY_NAME = {s.name: s for s in SCENARIOS}
+
+
+def scenario(name: str) -> Scenario:
+    found = BY_NAME.get(name)
+    if found is None:
+        raise ChaosError(f"unknown scenario {name!r} (known: {', '.join(BY_NAME)}); "
+                         "see `hastack chaos --list`")
+    return found
+
+
+def demo_suite() -> list[Scenario]:
+    return [s for s in SCENARIOS if s.demo]
+
+
+# --- workloads as processes in the client node ----------------------------------------------
+
+
+@dataclass
+class WorkloadProcs:
+    """The four clients, each its own process in the client node's network namespace."""
+
+    results: Path
+    argv_of: Callable[[str, dict[str, Any], bool], list[str]]
+    options: dict[str, dict[str, Any]]
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def path(self, name: str) -> Path:
+        return self.results / f"{name}.jsonl"
+
+    def start(self) -> None:
+        for name, opts in self.options.items():
+            log_file = open(self.results / f"{name}.log", "ab")  # noqa: SIM115 - child's
+            try:
+                self.procs[name] = subprocess.Popen(
+                    self.argv_of(name, {**opts, "out": self.path(name),
+                                        "duration": WORKLOAD_BOUND_S,
+                                        "rate": RATES[name]}, False),
+                    stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file)
+            finally:
+                log_file.close()
+
+    def dead(self) -> dict[str, int]:
+        return {n: p.returncode for n, p in self.procs.items() if p.poll() is not None}
+
+    def stop(self, timeout: float = 15) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for proc in self.procs.values():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def check(self, name: str) -> None:
+        opts = self.options.get(name)
+        if opts is None:
+            return
+        argv = self.argv_of(name, {**opts, "out": self.path(name),
+                                   "check_timeout": CHECK_TIMEOUT_S}, True)
+        with open(self.results / f"{name}.log", "ab") as log_file:
+            try:
+                subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=log_file,
+                               stderr=log_file, timeout=CHECK_TIMEOUT_S + 30, check=False)
+            except subprocess.TimeoutExpired:
+                log.warning("%s check did not finish", name)
+
+
+def workload_options(faults: Any, run_id: str) -> dict[str, dict[str, Any]]:
+    """Targets and credentials of each workload, from the lab's plan and secrets."""
+    from hastack.deploy.files import read_secrets
+
+    lab = faults.lab
+    secrets = read_secrets(lab.state)
+    vips = dict(lab.cloud.vips.items())
+    vip = str(vips.get("internal", next(iter(vips.values()))))
+    address = {n.name: str(n.ip) for n in lab.cloud.nodes}
+    password_file = lab.state / "chaos-sql.password"
+    password_file.touch(mode=0o600)
+    password_file.write_text(str(secrets.get(f"db_{SQL_USER}", "")) + "\n")
+    api_port = next((f.port for f in lab.plan.frontends if f.process == "keystone"), 5000)
+    options: dict[str, dict[str, Any]] = {}
+    if lab.plan.runs("mariadb-galera"):
+        options["sql"] = {"target": f"{vip}:3306", "user": SQL_USER,
+                          "password_file": password_file, "database": SQL_DATABASE,
+                          "run_id": run_id}
+    if lab.plan.runs("rabbitmq"):
+        secret = secrets.get(AMQP_SECRET, "")
+        options["amqp"] = {"url": [f"amqp://{AMQP_USER}:{secret}@{address[n]}:5672/%2F"
+                                   for n in lab.plan.nodes_running("rabbitmq")],
+                           "run_id": run_id}
+    if any(f.process == "keystone" for f in lab.plan.frontends):
+        service = "standin-api" if faults.standin_needed() else "keystone"
+        options["api"] = {"target": f"http://{vip}:{api_port}/v3", "service": service,
+                          "run_id": run_id}
+    if lab.plan.runs("memcached"):
+        options["cache"] = {"server": [f"{address[n]}:11211"
+                                       for n in lab.plan.nodes_running("memcached")],
+                            "run_id": run_id}
+    return {name: options[name] for name in WORKLOADS if name in options}
+
+
+# --- the runner --------------------------------------------------------------------------------
+
+
+def lab_view(faults: Any) -> LabView:
+    lab = faults.lab
+    processes = ("rabbitmq", "memcached", "haproxy", "mariadb-galera")
+    return LabView(nodes=tuple(n.name for n in lab.cloud.nodes),
+                   vip_holders=faults.vip_holders(), galera_writer=faults.galera_writer(),
+                   members={p: faults.members(p) for p in processes})
+
+
+def rolling_targets(view: LabView, spec: str) -> list[str]:
+    """Every node of the kind `spec` names, the VIP holder last (one VIP move, not three)."""
+    process = {"controller-any": "haproxy", "rabbit-any": "rabbitmq",
+               "memcached-any": "memcached"}.get(spec)
+    nodes = list(view.members.get(process, ())) if process else [resolve(spec, view)]
+    holder = view.vip_holder()
+    return sorted(nodes, key=lambda n: n == holder)
+
+
+def results_dir_for(base: Path | None, name: str) -> Path:
+    # Absolute: workloads and checks are child processes that must find it whatever cwd.
+    if base is not None:
+        return base.resolve()
+    return (Path("results") / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}").resolve()
+
+
+Say = Callable[[str], None]
+
+
+def run_scenario(sc: Scenario, faults: Any, results: Path, target: str | None = None,
+                 say: Say = print, hold_s: float | None = None) -> dict[str, Any]:
+    """Play one scenario on the running lab; returns its summary dict (also written)."""
+    from hastack.report import write_json, write_run_report
+
+    results.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    report = faults.wait_healthy(60)
+    if not report["healthy"]:
+        raise ChaosError(f"the lab is not healthy, not starting {sc.name}: "
+                         + "; ".join(report["anomalies"]))
+    faults.ensure_standin_api()
+    view = lab_view(faults)
+    spec = target or sc.target
+    nodes = rolling_targets(view, spec) if sc.rolling else [resolve(spec, view)]
+    hold = sc.hold_s if hold_s is None else hold_s
+    say(f"{sc.name}: {sc.description}; target {spec} = {', '.join(nodes)}; hold {hold:g} s")
+
+    run_id = new_run_id()
+    client_pid = faults.node("client").pid
+
+    def argv_of(name: str, opts: dict[str, Any], check: bool) -> list[str]:
+        from hastack.deploy.lab.run import nsenter
+        return nsenter(client_pid, workload_argv(name, opts, python=sys.executable, check=check),
+                       namespaces=("-n",))
+
+    procs = WorkloadProcs(results, argv_of, workload_options(faults, run_id))
+    writer = TimelineWriter(results / "faults.jsonl")
+    writer.note("scenario", f"{sc.name} target {spec}={','.join(nodes)} hold {hold:g}")
+    samplers = [PeriodicSampler(writer, "vip_holders", faults.vip_holders, 0.1),
+                PeriodicSampler(writer, "galera_writer", _writer_probe(faults, writer), 0.5)]
+    lab_result: dict[str, Any] = {"healthy_after": False, "recovery_s": None, "heal_s": None}
+    try:
+        for s in samplers:
+            s.start()
+        procs.start()
+        _warm_up(procs, sc.warmup_s)
+        for node in nodes:
+            action = make_action(sc.verb, faults, node, sc.program)
+            fault_start = time.monotonic()
+            say(f"  {action.verb} {action.target} ...")
+            run_fault(writer, action, hold)
+            healed = time.monotonic()
+            lab_result["heal_s"] = round(healed - fault_start - hold, 2)
+            report = faults.wait_healthy(sc.recovery_timeout_s)
+            lab_result["recovery_s"] = round(time.monotonic() - healed, 2)
+            lab_result["mttr_s"] = round(time.monotonic() - fault_start, 2)
+            lab_result["healthy_after"] = bool(report["healthy"])
+            lab_result["anomalies"] = report["anomalies"]
+            say(f"  {action.reverse} done in {lab_result['heal_s']:.1f} s; "
+                f"lab {'healthy' if report['healthy'] else 'NOT healthy'} "
+                f"{lab_result['recovery_s']:.1f} s later")
+            if not report["healthy"]:
+                break
+        time.sleep(sc.tail_s)
+    finally:
+        procs.stop()
+        for s in samplers:
+            s.stop()
+        leftovers = _clean_up(faults, nodes)
+    for name in ("sql", "amqp"):
+        procs.check(name)
+    writer.close()
+    paths = [results / "faults.jsonl", *(procs.path(n) for n in procs.options)]
+    events = read_timeline([p for p in paths if p.exists()])
+    summary = summarise(events, sc.name, sc.expectations, str(results))
+    write_run_report(results, events, summary)
+    data = summary.as_dict()
+    lab_result["leftovers"] = leftovers
+    data.update(target=spec, nodes=nodes, hold_s=hold, lab=lab_result,
+                workload_exit=procs.dead(), notes=list(sc.notes),
+                elapsed_s=round(time.monotonic() - started, 1))
+    reasons = list(data["reasons"])
+    if not lab_result["healthy_after"]:
+        reasons.append(f"lab not healthy {sc.recovery_timeout_s:g} s after the heal: "
+                       + "; ".join(lab_result.get("anomalies", [])))
+    if leftovers:
+        reasons.append("left behind: " + "; ".join(leftovers))
+    data["reasons"], data["verdict"] = reasons, "fail" if reasons else "pass"
+    write_json(results / "summary.json", data)
+    return data
+
+
+def _warm_up(procs: WorkloadProcs, warmup_s: float) -> None:
+    """Baseline: every workload has recorded a success, then `warmup_s` more."""
+    from hastack.chaos.timeline import Request, read_events
+
+    deadline = time.monotonic() + START_TIMEOUT_S
+    waiting = set(procs.options)
+    while waiting:
+        dead = procs.dead()
+        if dead:
+            name = next(iter(dead))
+            raise ChaosError(f"workload {name} exited ({dead[name]}): see "
+                             f"{procs.results / (name + '.log')}")
+        for name in list(waiting):
+            path = procs.path(name)
+            with contextlib.suppress(ChaosError):
+                if path.exists() and any(isinstance(e, Request) and e.ok
+                                         for e in read_events(path)):
+                    waiting.discard(name)
+        if time.monotonic() > deadline:
+            raise ChaosError(f"workloads without a successful request after "
+                             f"{START_TIMEOUT_S} s: {', '.join(sorted(waiting))}")
+        time.sleep(0.3)
+    time.sleep(warmup_s)
+
+
+def _writer_probe(faults: Any, writer: TimelineWriter) -> Callable[[], str | None]:
+    last: list[str | None] = []
+
+    def probe() -> str | None:
+        current = faults.galera_writer()
+        if last and current != last[0]:
+            writer.transition("writer", last[0], current, source="haproxy")
+        last[:] = [current]
+        return current
+    return probe
+
+
+def _clean_up(faults: Any, nodes: Sequence[str]) -> list[str]:
+    """Whatever happened, nothing stays partitioned, frozen, unplugged or stopped: heal every
+    verb on every target (each is a no-op when not applied), repair, then look."""
+    for node in nodes:
+        for undo in (lambda n=node: faults.heal_partition(n),
+                     lambda n=node: faults.thaw_node(n),
+                     lambda n=node: faults.plug(n)):
+            try:
+                undo()
+            except Exception as exc:  # keep healing the rest
+                log.warning("clean-up of %s: %s", node, exc)
+    try:
+        found = faults.leftovers()
+        if found:
+            faults.restore()
+            found = faults.leftovers()
+    except Exception as exc:
+        return [f"clean-up check failed: {exc}"]
+    return found
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM ends a chaos run like Ctrl-C: through the `finally` that heals."""
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0

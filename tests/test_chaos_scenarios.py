@@ -1,0 +1,173 @@
+"""Unit tests of chaos targets, the scenario table and the fault verbs (fakes, no lab)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from hastack.chaos import ChaosError
+from hastack.chaos.faults import run_fault
+from hastack.chaos.lab_faults import VERBS, NodeRestart, make_action
+from hastack.chaos.measure import fault_windows
+from hastack.chaos.scenarios import SCENARIOS, demo_suite, rolling_targets, scenario
+from hastack.chaos.targets import LabView, resolve
+from hastack.chaos.timeline import TimelineWriter, read_events
+from hastack.deploy.lab.faults import NFT_TABLE, nft_partition_script
+from tests.fakes import FakeLab, FakeRunner
+
+NODES = ("ctl1", "ctl2", "ctl3")
+MEMBERS = {p: list(NODES) for p in ("rabbitmq", "memcached", "haproxy", "mariadb-galera")}
+
+
+def view(holders: list[str] | None = None, writer: str | None = "ctl2") -> LabView:
+    return LabView(NODES, {"internal": ["ctl1"] if holders is None else holders,
+                           "public": ["ctl1"]}, writer, MEMBERS)
+
+
+def lab() -> FakeLab:
+    return FakeLab({n: {"keepalived": "RUNNING", "haproxy": "RUNNING", "mariadb": "RUNNING",
+                        "rabbitmq": "RUNNING", "memcached": "RUNNING"} for n in NODES})
+
+
+# --- targets -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("ctl3", "ctl3"), ("vip-holder", "ctl1"), ("galera-writer", "ctl2"),
+    # bystanders: neither the VIP holder (ctl1) nor the writer (ctl2)
+    ("rabbit-any", "ctl3"), ("memcached-any", "ctl3"), ("controller-any", "ctl3"),
+])
+def test_targets_resolve_by_name_and_role(spec: str, expected: str) -> None:
+    assert resolve(spec, view()) == expected
+
+
+def test_role_falls_back_when_every_member_is_busy() -> None:
+    small = LabView(("ctl1",), {"internal": ["ctl1"]}, "ctl1", {"rabbitmq": ["ctl1"]})
+    assert resolve("rabbit-any", small) == "ctl1"
+
+
+@pytest.mark.parametrize("holders", [[], ["ctl1", "ctl2"]])
+def test_vip_holder_needs_exactly_one(holders: list[str]) -> None:
+    with pytest.raises(ChaosError, match="not by exactly one node"):
+        resolve("vip-holder", view(holders))
+
+
+def test_unknown_target_and_missing_writer_are_errors() -> None:
+    with pytest.raises(ChaosError, match="unknown target 'ctl9'"):
+        resolve("ctl9", view())
+    with pytest.raises(ChaosError, match="no UP Galera server"):
+        resolve("galera-writer", view(writer=None))
+
+
+def test_rolling_targets_restart_the_vip_holder_last() -> None:
+    assert rolling_targets(view(), "controller-any") == ["ctl2", "ctl3", "ctl1"]
+
+
+# --- the scenario table ----------------------------------------------------------------------
+
+
+def test_scenario_table_is_consistent() -> None:
+    names = [s.name for s in SCENARIOS]
+    assert len(names) == len(set(names))
+    for required in ("vip-holder-crash", "galera-writer-crash", "rabbit-node-crash",
+                     "memcached-node-loss", "controller-freeze", "controller-partition",
+                     "rolling-restart"):
+        assert required in names
+    for s in SCENARIOS:
+        assert s.verb in VERBS, s.name
+        assert (s.program is not None) == (s.verb in ("kill", "stop")), s.name
+        assert s.hold_s >= 0 and s.recovery_timeout_s > 0
+        assert s.expectations.max_lost_writes == 0 and s.expectations.max_lost_messages == 0
+    # The issue's targets are the limits of the scenarios that measure them.
+    assert scenario("vip-holder-crash").expectations.max_downtime_s["api"] == 1.0
+    assert scenario("galera-writer-crash").expectations.max_downtime_s["sql"] == 2.0
+    assert scenario("rabbit-node-crash").expectations.max_downtime_s["amqp"] == 5.0
+    assert all(v == 0 for v in scenario("rolling-restart").expectations.max_downtime_s.values())
+    demo = demo_suite()
+    assert 4 <= len(demo) <= 7
+    assert sum(s.warmup_s + s.hold_s + s.tail_s for s in demo) < 120
+
+
+def test_unknown_scenario_names_the_known_ones() -> None:
+    with pytest.raises(ChaosError, match="vip-holder-crash"):
+        scenario("vip-holder-crush")
+
+
+# --- fault verbs -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("verb, program, inject, revert", [
+    ("crash", None, ("crash", "ctl2"), ("restore",)),
+    ("freeze", None, ("freeze", "ctl2"), ("thaw", "ctl2", "101", "102")),
+    ("partition", None, ("partition", "ctl2"), ("heal", "ctl2")),
+    ("isolate", None, ("unplug", "ctl2"), ("plug", "ctl2")),
+    ("kill", "mariadb", ("kill", "ctl2", "mariadb"), ("start", "ctl2", "mariadb")),
+    ("stop", "memcached", ("stop", "ctl2", "memcached"), ("start", "ctl2", "memcached")),
+])
+def test_each_verb_is_injected_then_reverted_and_timed(
+        tmp_path, verb: str, program: str | None, inject: tuple[str, ...],
+        revert: tuple[str, ...]) -> None:
+    fake = lab()
+    action = make_action(verb, fake, "ctl2", program)
+    with TimelineWriter(tmp_path / "f.jsonl") as writer:
+        run_fault(writer, action, 0.01)
+    assert fake.calls == [inject, revert]
+    windows = fault_windows(read_events(tmp_path / "f.jsonl"))
+    assert len(windows) == 1 and windows[0].verb == inject[0] and windows[0].end is not None
+    assert windows[0].end >= windows[0].start
+
+
+def test_revert_runs_even_when_the_hold_is_interrupted(tmp_path) -> None:
+    fake = lab()
+    stop = threading.Event()
+    stop.set()
+    with TimelineWriter(tmp_path / "f.jsonl") as writer:
+        run_fault(writer, make_action("freeze", fake, "ctl1"), 60, stop)
+    assert fake.frozen == set()
+
+
+def test_restart_stops_keepalived_first_and_restores(tmp_path) -> None:
+    fake = lab()
+    action = make_action("restart", fake, "ctl3")
+    assert isinstance(action, NodeRestart)
+    with TimelineWriter(tmp_path / "f.jsonl") as writer:
+        run_fault(writer, action, 0)
+    stops = [c[2] for c in fake.calls if c[0] == "stop"]
+    assert stops[:2] == ["keepalived", "haproxy"] and stops[-1] == "mariadb"
+    assert fake.calls[-1] == ("restore",)
+    assert set(fake.program_states("ctl3").values()) == {"RUNNING"}
+
+
+def test_program_verbs_need_a_program_and_verbs_must_exist() -> None:
+    with pytest.raises(ChaosError, match="needs a program"):
+        make_action("kill", lab(), "ctl1")
+    with pytest.raises(ChaosError, match="unknown fault verb"):
+        make_action("nuke", lab(), "ctl1")
+
+
+def test_partition_script_drops_both_ways_in_one_table() -> None:
+    script = nft_partition_script(["198.18.0.12", "198.18.0.13"])
+    assert f"table inet {NFT_TABLE}" in script
+    assert "ip saddr { 198.18.0.12, 198.18.0.13 } drop" in script
+    assert "ip daddr { 198.18.0.12, 198.18.0.13 } drop" in script
+
+
+def test_fake_runner_records_quoted_argv() -> None:
+    runner = FakeRunner({"nft list": "table inet hastack_chaos"})
+    out = runner(["nsenter", "-t", "1", "-n", "--", "nft", "list", "tables"], check=False)
+    assert NFT_TABLE in out.stdout and runner.calls[0][0][-3:] == ["nft", "list", "tables"]
+
+
+def test_power_loss_verbs_cut_every_node_then_recover(tmp_path) -> None:
+    fake = lab()
+    with TimelineWriter(tmp_path / "f.jsonl") as writer:
+        run_fault(writer, make_action("power-loss", fake, "ctl2"), 0.01)
+    assert fake.calls == [*(("crash", n) for n in fake.programs), ("restore",)]
+    trap = make_action("stale-node-trap", lab(), "ctl3")
+    trap.stale_s = 0.01
+    trap.inject()
+    assert trap.control.calls[0] == ("stop", "ctl3", "mariadb")
+    assert [c for c in trap.control.calls if c[0] == "crash"] == [
+        ("crash", n) for n in trap.control.programs]
+    assert scenario("power-loss").recovery_timeout_s >= 120

@@ -1,0 +1,173 @@
+"""Acceptance on the real lab: Keystone behind the VIP on every controller, and the A/A RPC
+service over RabbitMQ.
+
+Scenarios:
+- a client gets a token through the VIP (HAProxy, GET /v3 health check, every controller);
+- a token issued by ctl1 validates on ctl3 (one Fernet key repository, copied), also after a
+  key rotation;
+- `openstack --os-cloud hastack-lab token issue` works from the client node (clouds.yaml);
+- the RPC service answers from every controller through RabbitMQ, and a call on the topic
+  reaches some instance.
+
+Needs root and `pip install -e .[test]` with Keystone; without Keystone the lab does not run
+it and these tests are skipped with that reason. The lab is its own cloud (`kslab`, subnet
+198.18.6.0/24), so it never collides with the demo lab of tests/test_lab.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hastack.deploy import lab
+from hastack.deploy.files import read_secrets
+from hastack.deploy.lab.report import Summary
+from hastack.deploy.lab.state import state_dir
+from hastack.model import load_cloud
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "hastack" / "examples"
+CLOUD_NAME = "kslab"
+
+pytestmark = [
+    pytest.mark.lab,
+    pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root (namespaces, links, mounts)"),
+    pytest.mark.skipif(importlib.util.find_spec("keystone") is None,
+                       reason="Keystone is not installed (pip install -e .[test])"),
+]
+
+# Issue a token at one URL, validate it at another: run inside the client node.
+_ISSUE_VALIDATE = """
+import json, sys, urllib.request
+issue_url, check_url, password = sys.argv[1], sys.argv[2], sys.stdin.read().strip()
+body = json.dumps({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+    "name": "admin", "domain": {"name": "Default"}, "password": password}}},
+    "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}}).encode()
+req = urllib.request.Request(issue_url + "/auth/tokens", data=body, method="POST",
+                             headers={"Content-Type": "application/json"})
+with urllib.request.urlopen(req, timeout=60) as r:
+    token = r.headers["X-Subject-Token"]
+    issued = r.status
+req = urllib.request.Request(check_url + "/auth/tokens", method="GET",
+                             headers={"X-Auth-Token": token, "X-Subject-Token": token})
+with urllib.request.urlopen(req, timeout=60) as r:
+    doc = json.load(r)
+print(json.dumps({"issued": issued, "validated": r.status,
+                  "user": doc["token"]["user"]["name"]}))
+"""
+
+_RPC = """
+import json, sys
+from hastack.agents.rpc_service import RpcClient
+client = RpcClient(sys.argv[1], timeout_s=30)
+servers = {s: client.ping(server=s) for s in sys.argv[2:]}
+topic = sorted({client.echo(i)["host"] for i in range(12)})
+client.close()
+print(json.dumps({"servers": servers, "topic": topic}))
+"""
+
+
+@pytest.fixture(scope="module")
+def kslab() -> Iterator[tuple[Summary, Path]]:
+    saved = os.environ.get("HASTACK_STATE_DIR")
+    root = tempfile.mkdtemp(prefix="hastack-kslab-")
+    os.environ["HASTACK_STATE_DIR"] = root
+    text = (EXAMPLES / "demo.yaml").read_text().replace("name: demo", f"name: {CLOUD_NAME}")
+    cloud_file = Path(root) / "kslab.yaml"
+    cloud_file.write_text(text.replace("198.18.0.", "198.18.6."))
+    cloud = load_cloud(cloud_file)
+    try:
+        try:
+            summary = lab.up(cloud, str(cloud_file))
+        except BaseException:
+            lab.down(cloud.name, purge=False)
+            print(f"\nbring-up failed; logs kept in {state_dir(cloud.name)}")
+            raise
+        try:
+            print(f"\nlab {CLOUD_NAME} up in {summary.total_s:.1f} s")
+            yield summary, cloud_file
+        finally:
+            lab.down(cloud.name, purge=True)
+    finally:
+        if saved is None:
+            os.environ.pop("HASTACK_STATE_DIR", None)
+        else:
+            os.environ["HASTACK_STATE_DIR"] = saved
+        with contextlib.suppress(OSError):
+            cloud_file.unlink()
+            os.rmdir(root)
+
+
+def _url(address: str) -> str:
+    return f"http://{address}:5000/v3"
+
+
+def _issue_validate(issue_at: str, check_at: str) -> dict[str, object]:
+    password = read_secrets(state_dir(CLOUD_NAME))["keystone_admin"]
+    result = lab.run_in(CLOUD_NAME, "client", [sys.executable, "-c", _ISSUE_VALIDATE,
+                                              _url(issue_at), _url(check_at)],
+                        input=password, timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def test_keystone_healthy_on_every_controller(kslab: tuple[Summary, Path]) -> None:
+    summary, _ = kslab
+    assert summary.healthy, summary.status["anomalies"]
+    keystone = summary.status["keystone"]
+    assert set(keystone["nodes"]) == {"ctl1", "ctl2", "ctl3"}
+    assert all(n["healthy"] for n in keystone["nodes"].values()), keystone
+    assert keystone["vip"]["healthy"]
+    servers = summary.status["haproxy"]["backends"]["keystone"]
+    assert all(str(s["status"]).startswith("UP") for s in servers.values()), servers
+    clouds = Path(summary.status["clouds_yaml"])
+    assert clouds.exists() and (clouds.stat().st_mode & 0o777) == 0o600
+
+
+def test_token_issue_through_the_vip(kslab: tuple[Summary, Path]) -> None:
+    vip = load_cloud(kslab[1]).vips.internal
+    result = _issue_validate(str(vip), str(vip))
+    assert result == {"issued": 201, "validated": 200, "user": "admin"}
+
+
+def test_token_issued_on_ctl1_validates_on_ctl3_also_after_rotation(
+        kslab: tuple[Summary, Path]) -> None:
+    from hastack.deploy.lab.lab import Lab
+    from hastack.deploy.lab.openstack import rotate_keys
+
+    cloud = load_cloud(kslab[1])
+    ctl1, ctl3 = (str(cloud.node(n).ip) for n in ("ctl1", "ctl3"))
+    assert _issue_validate(ctl1, ctl3)["validated"] == 200
+    handle = Lab(cloud, str(kslab[1]))
+    handle.render(write=False)
+    handle.attach_running()
+    rotated = rotate_keys(handle)
+    assert rotated["primary"] == 2 and rotated["keys"] == [0, 1, 2]
+    assert _issue_validate(ctl1, ctl3)["validated"] == 200
+    assert _issue_validate(ctl3, ctl1)["validated"] == 200
+
+
+def test_openstack_cli_token_issue_from_the_client_node(kslab: tuple[Summary, Path]) -> None:
+    result = lab.run_in(CLOUD_NAME, "client", [
+        str(Path(sys.executable).parent / "openstack"), "--os-cloud", "hastack-lab",
+        "token", "issue", "-f", "json"], timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    token = json.loads(result.stdout)
+    assert token["id"] and token["project_id"]
+
+
+def test_rpc_service_answers_from_every_controller(kslab: tuple[Summary, Path]) -> None:
+    conf = "/run/hastack/state/rendered/ctl1/etc/hastack/rpc-service.conf"
+    result = lab.run_in(CLOUD_NAME, "client", [sys.executable, "-c", _RPC, conf,
+                                              "ctl1", "ctl2", "ctl3"], timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answer["servers"] == {"ctl1": "ctl1", "ctl2": "ctl2", "ctl3": "ctl3"}
+    assert set(answer["topic"]) <= {"ctl1", "ctl2", "ctl3"} and answer["topic"]
