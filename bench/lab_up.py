@@ -17,9 +17,39 @@ from rich.console import Console
 from rich.table import Table
 
 from hastack.deploy import lab
+from hastack.deploy.lab.faults import namespace_members
 from hastack.deploy.lab.report import RichReporter
+from hastack.deploy.lab.state import RecordStore, state_dir
 from hastack.errors import HastackError
 from hastack.model import load_cloud
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _print_memory(cloud_name: str, console: Console) -> None:
+    """Resident memory of every process of every node (PID namespace members), per node."""
+    record = RecordStore(state_dir(cloud_name)).load()
+    if record is None:
+        return
+    table = Table("node", "processes", "RSS (MiB)")
+    total = 0
+    for name, node in record.nodes.items():
+        if node.init is None:
+            continue
+        members = namespace_members(node.init.pid)
+        rss = sum(_rss_kib(pid) for pid in members)
+        total += rss
+        table.add_row(name, str(len(members)), f"{rss / 1024:.0f}")
+    console.print(table)
+    console.print(f"lab total RSS {total / 1024:.0f} MiB (target: 3 GiB for 3 controllers)")
 
 
 def main() -> int:
@@ -43,6 +73,7 @@ def main() -> int:
                       step.action, f"{step.seconds:.2f}")
     console.print(table)
     console.print(f"total {summary.total_s:.1f} s, healthy: {summary.healthy}")
+    _print_memory(cloud.name, console)
     if not args.keep:
         lab.down(cloud.name, purge=True)
         if os.path.isdir(root) and not os.listdir(root):

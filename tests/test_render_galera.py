@@ -261,14 +261,19 @@ def test_mariadbd_rejects_an_unknown_option(tmp_path: Path) -> None:
     assert "unknown variable 'wsrep_bogus_option=1'" in result.stderr
 
 
-def _run_garbd(config: Path, seconds_alive: float) -> tuple[int | None, str]:
-    """garbd in a private network namespace with no route anywhere: bad options make it exit at
-    once; good ones leave it retrying its peers. Killed (with its namespace) afterwards."""
+def _run_garbd(config: Path, seconds_alive: float,
+               address: str = "198.18.9.30") -> tuple[int | None, str]:
+    """garbd in a private network namespace holding only its own address (so it can listen,
+    and fails only on its options): bad options make it exit at once; good ones leave it
+    retrying its unreachable peers. Killed (with its namespace) afterwards."""
     garbd = require_program("garbd")
     log = config.with_suffix(".log")
+    setup = (f"ip link set lo up && ip addr add {address}/32 dev lo && "
+             f'exec "$0" --cfg "$1"')
     with log.open("w") as out:
         proc = subprocess.Popen(
-            ["unshare", "--net", "--pid", "--fork", "--kill-child", garbd, "--cfg", str(config)],
+            ["unshare", "--net", "--pid", "--fork", "--kill-child", "sh", "-c", setup,
+             garbd, str(config)],
             stdout=out, stderr=subprocess.STDOUT, cwd=config.parent, start_new_session=True)
     try:
         try:

@@ -3,13 +3,9 @@ each rendered config run by the real memcached in a throw-away network namespace
 
 from __future__ import annotations
 
-import itertools
-import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,6 +15,7 @@ from hastack.render import RenderContext, RenderedFile
 from hastack.render import memcached as mc
 from hastack.render.budget import make_budget
 from tests.conftest import EXAMPLE_NAMES, example_plan, require_program
+from tests.netns import netns_with, started
 
 MEMCACHED_EXAMPLES = [n for n in EXAMPLE_NAMES if example_plan(n).runs("memcached")]
 
@@ -51,47 +48,6 @@ def test_memcached_servers_lists_every_instance(name: str) -> None:
     assert len(mc.memcached_servers(plan)) == len(plan.nodes_running("memcached"))
 
 
-_counter = itertools.count()
-
-
-@contextmanager
-def netns_with(addresses: list[str]) -> Iterator[str]:
-    """A throw-away network namespace holding `addresses` (ip/prefix) on a veth pair (the
-    dummy module is not loadable here); deleted even when the test fails."""
-    if os.geteuid() != 0:
-        pytest.skip("network namespaces need root")
-    name = f"hs-test-mc-{os.getpid()}-{next(_counter)}"
-    ip = require_program("ip")
-    subprocess.run([ip, "netns", "add", name], check=True)
-    try:
-        for args in (["link", "set", "lo", "up"],
-                     ["link", "add", "hs0", "type", "veth", "peer", "name", "hs1"],
-                     ["link", "set", "hs0", "up"], ["link", "set", "hs1", "up"],
-                     *(["addr", "add", a, "dev", "hs0"] for a in addresses)):
-            subprocess.run([ip, "-n", name, *args], check=True)
-        yield name
-    finally:
-        subprocess.run([ip, "netns", "delete", name], check=False)
-
-
-@contextmanager
-def started(ns: str, argv: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run one daemon in the namespace (`ip netns exec` execs it: the pid is the daemon's) and
-    stop exactly that pid afterwards."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdout=out, stderr=out)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-
-
 PROBE = """
 import socket, sys
 with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2) as s:
@@ -122,7 +78,7 @@ def test_memcached_runs_with_each_rendered_config(name: str, tmp_path: Path) -> 
     memcached = require_program("memcached")
     for f in render_memcached(plan):
         node = plan.cloud.node(f.node)
-        with netns_with([node.address.with_prefixlen]) as ns, \
+        with netns_with([node.address.with_prefixlen], "mc") as ns, \
                 started(ns, [memcached, *mc.command_line(f.content)],  # type: ignore[arg-type]
                         tmp_path / f"{f.node}.log") as proc:
             version = ask(ns, str(node.ip), 11211, "version")

@@ -4,13 +4,9 @@ address) on every example that plans a Pacemaker cluster."""
 
 from __future__ import annotations
 
-import itertools
-import os
 import re
 import subprocess
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,6 +17,7 @@ from hastack.render import pacemaker as pm
 from hastack.render.budget import MIN_COROSYNC_TOKEN_MS, make_budget
 from hastack.render.secrets import complete
 from tests.conftest import EXAMPLE_NAMES, example_plan, plan_from_text, require_program
+from tests.netns import netns_with
 
 PACEMAKER_EXAMPLES = [n for n in (*EXAMPLE_NAMES, "broken") if example_plan(n).pacemaker_cluster]
 
@@ -285,29 +282,6 @@ def test_crm_simulate_places_resources_as_planned(name: str, tmp_path: Path) -> 
             assert placed[f"vip-{vip.name}"] in haproxy_nodes
 
 
-_counter = itertools.count()
-
-
-@contextmanager
-def netns_with(addresses: list[str]) -> Iterator[str]:
-    """A throw-away network namespace holding `addresses` (ip/prefix) on a veth pair (the
-    dummy module is not loadable here); deleted even when the test fails."""
-    if os.geteuid() != 0:
-        pytest.skip("network namespaces need root")
-    name = f"hs-test-pcmk-{os.getpid()}-{next(_counter)}"
-    ip = require_program("ip")
-    subprocess.run([ip, "netns", "add", name], check=True)
-    try:
-        for args in (["link", "set", "lo", "up"],
-                     ["link", "add", "hs0", "type", "veth", "peer", "name", "hs1"],
-                     ["link", "set", "hs0", "up"], ["link", "set", "hs1", "up"],
-                     *(["addr", "add", a, "dev", "hs0"] for a in addresses)):
-            subprocess.run([ip, "-n", name, *args], check=True)
-        yield name
-    finally:
-        subprocess.run([ip, "netns", "delete", name], check=False)
-
-
 @pytest.mark.validator
 @pytest.mark.parametrize("name", PACEMAKER_EXAMPLES)
 def test_corosync_accepts_the_config_on_every_member(name: str, tmp_path: Path) -> None:
@@ -325,12 +299,12 @@ def test_corosync_accepts_the_config_on_every_member(name: str, tmp_path: Path) 
         path = tmp_path / f"{node}.conf"
         path.write_text(conf.replace(pm.AUTHKEY_PATH, str(key)))
         address = plan.cloud.node(node).address.with_prefixlen
-        with netns_with([address]) as ns:
+        with netns_with([address], "pcmk") as ns:
             result = subprocess.run(["ip", "netns", "exec", ns, corosync, "-t", "-c", str(path)],
                                     capture_output=True, text=True, timeout=30)
         assert result.returncode == 0, result.stderr
         # Without the member's address the same config is refused: the check is real.
-        with netns_with(["198.51.100.1/24"]) as ns:
+        with netns_with(["198.18.251.1/24"], "pcmk") as ns:
             result = subprocess.run(["ip", "netns", "exec", ns, corosync, "-t", "-c", str(path)],
                                     capture_output=True, text=True, timeout=30)
         assert result.returncode != 0

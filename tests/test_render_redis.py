@@ -4,12 +4,9 @@ throw-away network namespaces."""
 
 from __future__ import annotations
 
-import itertools
-import os
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -19,6 +16,7 @@ from hastack.render import RenderContext, RenderedFile
 from hastack.render import redis as rd
 from hastack.render.budget import MIN_SENTINEL_DOWN_AFTER_MS, make_budget
 from tests.conftest import EXAMPLE_NAMES, example_plan, plan_from_text, require_program
+from tests.netns import netns_with, started
 
 PASSWORD = "s3cretPassw0rd"
 REDIS_EXAMPLES = [n for n in (*EXAMPLE_NAMES, "broken") if example_plan(n).runs("redis")]
@@ -98,47 +96,6 @@ def test_sentinel_url_for_tooz() -> None:
 
 # --- real daemons -----------------------------------------------------------------------------
 
-_counter = itertools.count()
-
-
-@contextmanager
-def netns_with(addresses: list[str]) -> Iterator[str]:
-    """A throw-away network namespace holding `addresses` (ip/prefix) on a veth pair (the
-    dummy module is not loadable here); deleted even when the test fails."""
-    if os.geteuid() != 0:
-        pytest.skip("network namespaces need root")
-    name = f"hs-test-redis-{os.getpid()}-{next(_counter)}"
-    ip = require_program("ip")
-    subprocess.run([ip, "netns", "add", name], check=True)
-    try:
-        for args in (["link", "set", "lo", "up"],
-                     ["link", "add", "hs0", "type", "veth", "peer", "name", "hs1"],
-                     ["link", "set", "hs0", "up"], ["link", "set", "hs1", "up"],
-                     *(["addr", "add", a, "dev", "hs0"] for a in addresses)):
-            subprocess.run([ip, "-n", name, *args], check=True)
-        yield name
-    finally:
-        subprocess.run([ip, "netns", "delete", name], check=False)
-
-
-@contextmanager
-def started(ns: str, argv: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run one daemon in the namespace (`ip netns exec` execs it: the pid is the daemon's) and
-    stop exactly that pid afterwards."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdout=out, stderr=out)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-
-
 def cli(ns: str, host: str, port: int, *command: str, password: str | None = PASSWORD,
         until: str | None = None, deadline_s: float = 8.0) -> str:
     """redis-cli in the namespace, retried until its output contains `until`."""
@@ -175,7 +132,7 @@ def test_each_node_runs_redis_and_sentinel_with_its_config(name: str, tmp_path: 
     for node in plan.nodes_running("redis"):
         address = plan.cloud.node(node).address
         redis_conf, sentinel_conf, data = prepare(tmp_path, node, files)
-        with netns_with([address.with_prefixlen]) as ns, \
+        with netns_with([address.with_prefixlen], "redis") as ns, \
                 started(ns, [server, str(redis_conf), "--dir", str(data)],
                         data / "redis.log") as redis_proc, \
                 started(ns, [sentinel, str(sentinel_conf), "--dir", str(data)],
@@ -202,7 +159,7 @@ def test_the_demo_cluster_replicates_and_its_sentinels_reach_quorum(tmp_path: Pa
     nodes = plan.nodes_running("redis")
     server, sentinel = require_program("redis-server"), require_program("redis-sentinel")
     addresses = [plan.cloud.node(n).address for n in nodes]
-    with netns_with([a.with_prefixlen for a in addresses]) as ns, ExitStack() as stack:
+    with netns_with([a.with_prefixlen for a in addresses], "redis") as ns, ExitStack() as stack:
         for node, address in zip(nodes, addresses, strict=True):
             redis_conf, sentinel_conf, data = prepare(tmp_path, node, files)
             ip = str(address.ip)

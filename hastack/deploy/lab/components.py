@@ -263,29 +263,34 @@ def _galera(lab: Lab, steps: Steps) -> list[str]:
 
     def join(node: LabNode) -> list[str]:
         position = positions.get(node.name)
-        _set_start_args(node, [f"--wsrep-start-position={position[0]}:{position[1]}"]
-                        if position else [])
-        action = _start(node, "mariadb", steps, "start (joins: SST/IST)")
-        for attempt in range(1, JOIN_ATTEMPTS + 1):
-            try:
-                with steps.timed(node.name, "mariadb", "joined: Synced"):
-                    _wait_synced(node)
-                break
-            except LabError as exc:
-                # A joiner that could not reach the group (gcs connect timeout on a loaded
-                # host) exits; start it again, as a service manager's on-failure restart would.
-                if attempt == JOIN_ATTEMPTS or _running(node, "mariadb"):
-                    raise
-                steps.note(f"{node.name}: Galera join failed, retrying: {exc}")
-                _start(node, "mariadb", steps, "start again (joins)")
-        _set_start_args(node, [])
-        return [action, *_start_health(node, steps)]
+        return join_member(node, f"{position[0]}:{position[1]}" if position else None, steps)
 
     # Joiners one at a time: a donor serves one state transfer at a time anyway, and two
     # joiners entering the group together on a loaded 2-core host hit gcs connect timeouts.
     for node in joiners:
         actions += join(node)
     return actions + _parallel(lambda m: _start_health(m, steps), members)
+
+
+def join_member(node: LabNode, start_position: str | None, steps: Steps) -> list[str]:
+    """Start one Galera joiner (from its recovered position: IST when the donor still has it)
+    and wait until it is Synced, restarting it when it could not reach the group."""
+    _set_start_args(node, [f"--wsrep-start-position={start_position}"] if start_position else [])
+    action = _start(node, "mariadb", steps, "start (joins: SST/IST)")
+    for attempt in range(1, JOIN_ATTEMPTS + 1):
+        try:
+            with steps.timed(node.name, "mariadb", "joined: Synced"):
+                _wait_synced(node)
+            break
+        except LabError as exc:
+            # A joiner that could not reach the group (gcs connect timeout on a loaded
+            # host) exits; start it again, as a service manager's on-failure restart would.
+            if attempt == JOIN_ATTEMPTS or _running(node, "mariadb"):
+                raise
+            steps.note(f"{node.name}: Galera join failed, retrying: {exc}")
+            _start(node, "mariadb", steps, "start again (joins)")
+    _set_start_args(node, [])
+    return [action, *_start_health(node, steps)]
 
 
 def _start_health(node: LabNode, steps: Steps) -> list[str]:

@@ -27,7 +27,6 @@ from typing import Any
 from hastack.deploy import recovery as decide
 from hastack.deploy.lab import components
 from hastack.deploy.lab.components import (
-    JOIN_ATTEMPTS,
     _datadir_installed,
     _init_sql_once,
     _running,
@@ -264,25 +263,6 @@ def _evidence_json(node: GaleraNode) -> dict[str, Any]:
 # --- acting ------------------------------------------------------------------------------------
 
 
-def _join(node: LabNode, start_position: str | None, steps: Steps) -> list[str]:
-    _set_start_args(node, [f"--wsrep-start-position={start_position}"] if start_position else [])
-    actions = [_start(node, "mariadb", steps, "start (joins: IST/SST)")]
-    for attempt in range(1, JOIN_ATTEMPTS + 1):
-        try:
-            with steps.timed(node.name, "mariadb", "joined: Synced"):
-                _wait_synced(node)
-            break
-        except LabError as exc:
-            # A joiner that could not reach the group on a loaded host exits: start it again,
-            # as a service manager's on-failure restart would.
-            if attempt == JOIN_ATTEMPTS or _running(node, "mariadb"):
-                raise
-            steps.note(f"{node.name}: Galera join failed, retrying: {exc}")
-            _start(node, "mariadb", steps, "start again (joins)")
-    _set_start_args(node, [])
-    return actions + _start_health(node, steps)
-
-
 def act_galera(lab: Lab, decision: Decision, steps: Steps) -> list[str]:
     actions: list[str] = []
     if decision.action is Action.NEW_CLUSTER:
@@ -303,7 +283,7 @@ def act_galera(lab: Lab, decision: Decision, steps: Steps) -> list[str]:
     for name in decision.joiners:
         node = lab.nodes[name]
         if not _running(node, "mariadb"):
-            actions += _join(node, decision.start_positions.get(name), steps)
+            actions += components.join_member(node, decision.start_positions.get(name), steps)
     for name in lab.plan.nodes_running("mariadb-galera"):
         if name in lab.nodes and _datadir_installed(lab.nodes[name]) \
                 and _running(lab.nodes[name], "mariadb"):
