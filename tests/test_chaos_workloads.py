@@ -367,8 +367,10 @@ def test_amqp_publishes_confirms_and_drains_a_quorum_queue(tmp_path: Path) -> No
            "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq"),
            "RABBITMQ_PID_FILE": str(base / "pid"),
            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "+sbwt none"}
-    # Its own process group, so the script, beam.smp and its helpers go with one killpg.
-    broker = subprocess.Popen([RABBIT_SERVER], env=env, stdout=subprocess.DEVNULL,
+    # Its own PID namespace (host network, so loopback works): killing the namespace's first
+    # process takes the script, beam.smp and the daemonised epmd with it.
+    broker = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", "--mount-proc",
+                               RABBIT_SERVER], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         try:
@@ -394,10 +396,7 @@ def test_amqp_publishes_confirms_and_drains_a_quorum_queue(tmp_path: Path) -> No
         with contextlib.suppress(ProcessLookupError):
             os.killpg(broker.pid, signal.SIGKILL)
         broker.wait(timeout=10)
-        # epmd daemonised out of the group; it and any straggler carry our unique HOME.
-        for pid in processes_with_env(f"HOME={base}"):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        assert processes_with_env(f"HOME={base}") == [], "a broker process outlived its test"
         shutil.rmtree(base, ignore_errors=True)
 
 
