@@ -101,7 +101,7 @@ NOT_RUN = {
     "corosync": "Pacemaker architecture is not in the lab yet",
     "pacemaker": "Pacemaker architecture is not in the lab yet",
 }
-OPENSTACK = "OpenStack services come in a later issue"
+OPENSTACK = "the lab runs Keystone and the RPC service; this OpenStack process is not run yet"
 
 
 def lab_processes(plan: Plan) -> list[LabProcess]:
