@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from hastack.cli_lab import _cloud, _guard, cloud_option
+from hastack.cli_lab import _cloud, cloud_option
 from hastack.deploy.lab.lab import Lab
 from hastack.deploy.lab.openstack import rotate_keys
 from hastack.deploy.lab.preflight import require_root
@@ -54,7 +54,7 @@ def rotate(cloud_file: Path | None, fmt: str) -> None:
         result["not_running"] = missing
         return result
 
-    result = _guard(run)
+    result = run()
     if fmt == "json":
         click.echo(json.dumps(result, indent=2))
     else:

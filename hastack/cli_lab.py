@@ -1,7 +1,8 @@
 """`hastack up / status / down / exec`: thin click commands over `hastack.deploy.lab`.
 
 The lead registers `up`, `status`, `down` and `exec_cmd` (named "exec") in `hastack.cli`.
-Expected failures (LabError and other HastackErrors) print one line and exit 2.
+Expected failures (LabError and other HastackErrors) reach hastack.cli's HastackGroup, which
+prints them on one line and exits 2.
 """
 
 from __future__ import annotations
@@ -9,9 +10,8 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from rich.console import Console
@@ -19,10 +19,7 @@ from rich.table import Table
 
 from hastack.deploy import lab
 from hastack.deploy.lab.report import RichReporter, print_summary
-from hastack.errors import HastackError
 from hastack.model import Cloud, load_cloud
-
-T = TypeVar("T")
 
 cloud_option = click.option(
     "--cloud", "cloud_file", type=click.Path(dir_okay=False, path_type=Path),
@@ -32,16 +29,6 @@ cloud_option = click.option(
 def _cloud(cloud_file: Path | None) -> tuple[Cloud, str]:
     path = cloud_file or lab.DEFAULT_CLOUD
     return load_cloud(path), str(path)
-
-
-def _guard(func: Callable[[], T]) -> T:
-    """Expected failures as one line and exit status 2, never a traceback."""
-    try:
-        return func()
-    except HastackError as exc:
-        for line in exc.lines():
-            click.echo(f"hastack: {line}", err=True)
-        sys.exit(exc.exit_code)
 
 
 @click.command("up")
@@ -68,7 +55,7 @@ def up(cloud_arg: Path | None, cloud_file: Path | None) -> None:
         print_summary(summary, console)
         if not summary.healthy:
             sys.exit(1)
-    _guard(run)
+    run()
 
 
 @click.command("status")
@@ -99,12 +86,12 @@ def status(cloud_file: Path | None, fmt: str, watch: bool) -> None:
             _print_status(report, console)
 
     if not watch:
-        report = _guard(once)
+        report = once()
         show(report)
         sys.exit(0 if report["healthy"] else 1)
     try:
         while True:
-            report = _guard(once)
+            report = once()
             if fmt == "text":
                 console.clear()
                 console.print(f"[dim]{time.strftime('%H:%M:%S')}  (Ctrl-C to stop)[/dim]")
@@ -170,7 +157,7 @@ def down(cloud_file: Path | None, purge: bool) -> None:
         cloud, _ = _cloud(cloud_file)
         done = lab.down(cloud.name, purge)
         click.echo(f"lab {cloud.name}: " + ("; ".join(done) if done else "nothing to remove"))
-    _guard(run)
+    run()
 
 
 @click.command("exec", context_settings={"ignore_unknown_options": True})
@@ -190,4 +177,4 @@ def exec_cmd(cloud_file: Path | None, node: str, command: tuple[str, ...]) -> No
     def run() -> int:
         cloud, _ = _cloud(cloud_file)
         return lab.exec_in(cloud.name, node, command)
-    sys.exit(_guard(run))
+    sys.exit(run())

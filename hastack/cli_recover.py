@@ -15,7 +15,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from hastack.cli_lab import _cloud, _guard, cloud_option
+from hastack.cli_lab import _cloud, cloud_option
 from hastack.deploy.lab.recovery import SHARED_KERNEL_NOTE, RecoveryReport, recover
 from hastack.deploy.lab.report import RichReporter
 
@@ -62,7 +62,7 @@ def recover_cmd(cloud_arg: Path | None, cloud_file: Path | None, dry_run: bool, 
         return recover(cloud, path, RichReporter(console), dry_run=dry_run, force=force,
                        without=without)
 
-    report = _guard(run)
+    report = run()
     if fmt == "json":
         click.echo(json.dumps(_as_json(report), indent=2, default=str))
     else:
