@@ -6,9 +6,11 @@ traceback goes to a debug log and the user gets a one-line pointer to it.
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 import tempfile
+import textwrap
 import traceback
 from collections.abc import Callable
 from importlib import resources
@@ -17,10 +19,12 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from hastack.checks import Finding, all_rules, has_errors, run_checks
-from hastack.errors import HastackError, RenderError
+from hastack.errors import HastackError, LabError, RenderError
 from hastack.model import Cloud, load_cloud
 from hastack.plan import Plan, make_plan
 
@@ -54,15 +58,41 @@ format_option = click.option(
 )
 
 
+# The lab's commands live beside their stage (name -> module, attribute). They are imported
+# only when used (or listed by --help), so that plan/check/render start without loading the lab
+# and a plain install (no `lab` extra) runs them.
+LAB_COMMANDS: dict[str, tuple[str, str]] = {
+    "up": ("hastack.cli_lab", "up"),
+    "status": ("hastack.cli_lab", "status"),
+    "down": ("hastack.cli_lab", "down"),
+    "exec": ("hastack.cli_lab", "exec_cmd"),
+    "recover": ("hastack.cli_recover", "recover_cmd"),
+    "keys": ("hastack.cli_keys", "keys"),
+    "chaos": ("hastack.cli_chaos", "chaos"),
+    "demo": ("hastack.cli_chaos", "demo"),
+}
+
+
 class HastackGroup(click.Group):
-    """Turns expected errors into one-line messages (exit 2) and bugs into a debug log."""
+    """Turns expected errors into one-line messages (exit 2) and bugs into a debug log; loads
+    the lab's commands on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAB_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in LAB_COMMANDS:
+            command = _load_lab_command(cmd_name)
+            self.add_command(command, cmd_name)
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except HastackError as exc:
             for line in exc.lines():
-                err_console.print(f"[bold red]error:[/bold red] {line}", highlight=False,
+                err_console.print(f"[bold red]error:[/bold red] {escape(line)}", highlight=False,
                                   soft_wrap=True)
             sys.exit(exc.exit_code)
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
@@ -92,6 +122,34 @@ def cli() -> None:
       hastack render examples/demo.yaml -o out/
     Every command takes --help.
     """
+
+
+def _load_lab_command(name: str) -> click.Command:
+    module_name, attribute = LAB_COMMANDS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or "?"
+        if missing.split(".")[0] == "hastack":
+            raise
+        return _needs_lab_extra(name, missing)
+    command: click.Command = getattr(module, attribute)
+    return command
+
+
+def _needs_lab_extra(name: str, missing: str) -> click.Command:
+    """Stands in for a lab command whose dependencies are not installed."""
+    message = (f"`hastack {name}` needs the Python package {missing}: install the lab extra "
+               "(pip install 'hastack[lab]', or scripts/setup.sh)")
+
+    def refuse(**_: Any) -> None:
+        raise LabError(message)
+
+    return click.Command(
+        name, callback=refuse, context_settings={"ignore_unknown_options": True},
+        params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
+        help=f"(not installed) {message}.\n\n\b\nExample:\n  pip install 'hastack[lab]'",
+        short_help="(needs the lab extra: pip install 'hastack[lab]')")
 
 
 # --- plan -------------------------------------------------------------------------------------
@@ -150,15 +208,20 @@ def _short_list(names: tuple[str, ...], limit: int = 6) -> str:
 @cli.command()
 @cloud_argument
 @format_option
+@click.option("-l", "--long", "long_form", is_flag=True,
+              help="also show how to fix each finding and where its rule comes from")
 @click.option("--rules", "list_rules", is_flag=True, help="list every rule and exit")
-def check(cloud_file: Path | None, output_format: str, list_rules: bool) -> None:
+def check(cloud_file: Path | None, output_format: str, long_form: bool, list_rules: bool) -> None:
     """Lint a cloud's HA design: SPOFs, quorum, split brain, unsafe back ends, fencing...
 
+    Prints one line per finding, `SEVERITY RULE SUBJECT: MESSAGE`, errors first; --long adds
+    each finding's fix and source (the documents its rule comes from).
     Exit status: 1 when any finding is an error, 0 otherwise (2 for a bad cloud file).
 
     \b
     Example:
       hastack check examples/broken.yaml
+      hastack check examples/broken.yaml --long
       hastack check examples/demo.yaml --format json
       hastack check --rules
     """
@@ -169,24 +232,39 @@ def check(cloud_file: Path | None, output_format: str, list_rules: bool) -> None
     if output_format == "json":
         click.echo(json.dumps({"findings": [f.as_dict() for f in findings]}, indent=2))
     else:
-        print_findings(findings)
+        print_findings(findings, long_form)
     sys.exit(1 if has_errors(findings) else 0)
 
 
-def print_findings(findings: list[Finding]) -> None:
+def finding_line(f: Finding) -> Text:
+    """`error quorum-too-small galera: Galera has 2 voting member(s) ...`, as linters print."""
+    line = Text(f.severity, style=SEVERITY_STYLE[f.severity])
+    line.append(f" {f.rule} ")
+    line.append(f.subject, style="bold")
+    line.append(f": {f.message}")
+    return line
+
+
+def print_findings(findings: list[Finding], long_form: bool = False) -> None:
+    """One unwrapped line per finding (a long message runs on: grep and less keep it whole);
+    the long form adds the fix and the source, indented, wrapped to the terminal."""
     if not findings:
         console.print("[green]no findings[/green]")
         return
-    table = Table(show_lines=True)
-    for column in ("severity", "rule", "subject", "finding", "fix"):
-        table.add_column(column, overflow="fold")
     for f in findings:
-        style = SEVERITY_STYLE[f.severity]
-        table.add_row(f"[{style}]{f.severity}[/{style}]", f.rule, f.subject,
-                      f"{f.message}\n[dim]{f.source}[/dim]", f.fix)
-    console.print(table)
+        console.print(finding_line(f), soft_wrap=True, highlight=False)
+        if long_form:
+            for label, text in (("fix", f.fix), ("source", f.source)):
+                if text:
+                    wrapped = textwrap.fill(f"{label}: {text}", width=max(40, console.width),
+                                            initial_indent="    ", subsequent_indent="      ",
+                                            break_on_hyphens=False)
+                    console.print(Text(wrapped, style="dim"), soft_wrap=True, highlight=False)
     counts = {s: sum(1 for f in findings if f.severity == s) for s in SEVERITY_STYLE}
-    console.print(", ".join(f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts.items()))
+    summary = ", ".join(f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts.items())
+    if not long_form:
+        summary += " (--long shows fixes and sources)"
+    console.print(summary, highlight=False)
 
 
 def _print_rules(output_format: str) -> None:
@@ -208,7 +286,8 @@ def _print_rules(output_format: str) -> None:
 @cli.command()
 @format_option
 def catalog(output_format: str) -> None:
-    """List every control-plane process of the seeds with its mode, strategy and ports.
+    """List every control-plane process with its mode, strategy, ports and what the references
+    say about it (RDO keepalived HA architecture, OpenStack for Architects, the HA Guide).
 
     \b
     Example:
@@ -221,18 +300,42 @@ def catalog(output_format: str) -> None:
     if output_format == "json":
         click.echo(json.dumps(data.model_dump(mode="json", exclude_none=True), indent=2))
         return
-    table = Table()
-    for column in ("service", "process", "mode", "strategy", "roles", "ports", "seeds"):
-        table.add_column(column, overflow="fold")
+    print_catalog(data)
+
+
+def print_catalog(data: Any) -> None:
+    """A listing rather than a table, to stay readable in 80 columns: per service, one line
+    per process (mode, strategy, roles), then its ports and what each reference says, indented
+    and wrapped."""
+    from hastack.catalog import reference
+
+    width = max(40, console.width)
+    name_width = max(len(p.process) for p in data.processes)
+    strategy_width = max(len(p.strategy) for p in data.processes)
+
+    def dim(text: str, indent: str = "      ") -> None:
+        console.print(Text(textwrap.fill(text, width=width, initial_indent=indent,
+                                         subsequent_indent=indent + "  ",
+                                         break_on_hyphens=False), style="dim"),
+                      soft_wrap=True, highlight=False)
+
+    def row(process: str, mode: str, strategy: str, roles: str) -> str:
+        return f"  {process:<{name_width}}  {mode:<4}  {strategy:<{strategy_width}}  {roles}"
+
+    console.print(Text(row("process", "mode", "strategy", "roles"), style="bold"),
+                  soft_wrap=True)
+    service = None
     for p in data.processes:
-        seeds = "; ".join(
-            f"{s.seed}: " + " ".join(x for x in (s.mode, s.strategy, s.note) if x)
-            for s in p.seeds
-        )
-        table.add_row(p.service, p.process, p.mode, p.strategy,
-                      ", ".join(r.value for r in p.roles),
-                      ", ".join(str(port.port) for port in p.ports), seeds)
-    console.print(table)
+        if p.service != service:
+            service = p.service
+            console.print(Text(service, style="bold"))
+        console.print(row(p.process, p.mode, p.strategy, ", ".join(r.value for r in p.roles)),
+                      soft_wrap=True, highlight=False)
+        if p.ports:
+            dim("ports " + ", ".join(f"{port.port} {port.name}" for port in p.ports))
+        for s in p.seeds:
+            dim(f"{reference(s.seed).short}: "
+                + " ".join(x for x in (s.mode, s.strategy, s.note) if x))
 
 
 # --- render -----------------------------------------------------------------------------------
@@ -297,16 +400,6 @@ def print_budget(budget: Any) -> None:
     for t in budget.timings():
         table.add_row(t.mechanism, t.detects, t.settings, f"{t.detection_s:g} s")
     console.print(table)
-
-
-# The lab's commands live beside their stage; they are registered here, after `cli` exists.
-from hastack.cli_chaos import chaos, demo  # noqa: E402
-from hastack.cli_keys import keys  # noqa: E402
-from hastack.cli_lab import down, exec_cmd, status, up  # noqa: E402
-from hastack.cli_recover import recover_cmd  # noqa: E402
-
-for _command in (up, status, down, exec_cmd, recover_cmd, keys, chaos, demo):
-    cli.add_command(_command)
 
 
 def main() -> None:

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
+from rich.console import Console
 
 from hastack.checks import all_rules, has_errors, run_checks
 from hastack.model import parse_cloud
@@ -202,3 +206,63 @@ def test_cli_check_exit_status_and_json_shape() -> None:
 def test_cli_lists_rules() -> None:
     listed = json.loads(_cli("check", "--rules", "--format", "json").stdout)
     assert {r["rule"] for r in listed} == set(CASES)
+
+
+FINDING_LINE = re.compile(r"^(error|warning|info) [a-z0-9-]+ \S+: \S")
+
+
+def _check_text(monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, list[str]]:
+    """`hastack check` as an 80-column terminal shows it (styles off, so text compares)."""
+    import hastack.cli
+
+    monkeypatch.setattr(hastack.cli, "console",
+                        Console(width=80, force_terminal=True, color_system=None))
+    result = CliRunner().invoke(hastack.cli.cli, ["check", *args])
+    assert "Traceback" not in result.output
+    return result.exit_code, result.output.splitlines()
+
+
+def test_cli_check_prints_one_line_per_finding(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import example_plan
+
+    findings = run_checks(example_plan("broken"))
+    code, lines = _check_text(monkeypatch, str(EXAMPLES / "broken.yaml"))
+    assert code == 1
+    assert lines[:-1] == [f"{f.severity} {f.rule} {f.subject}: {f.message}" for f in findings]
+    assert all(FINDING_LINE.match(line) for line in lines[:-1])
+    assert any(len(line) > 80 for line in lines)     # long messages run on, never wrapped
+    errors = sum(f.severity == "error" for f in findings)
+    assert lines[-1].startswith(f"{errors} errors, ") and "--long" in lines[-1]
+    assert not any(ch in "\n".join(lines) for ch in "│┃─━")   # no table
+    assert "fix:" not in "\n".join(lines)
+
+
+def test_cli_check_long_adds_fix_and_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import example_plan
+
+    findings = run_checks(example_plan("broken"))
+    code, lines = _check_text(monkeypatch, str(EXAMPLES / "broken.yaml"), "--long")
+    assert code == 1
+    headers = [line for line in lines if FINDING_LINE.match(line)]
+    assert len(headers) == len(findings)
+    details = [line for line in lines[:-1] if not FINDING_LINE.match(line)]
+    assert all(line.startswith("    ") and len(line) <= 80 for line in details), details
+    text = "\n".join(lines)
+    assert text.count("    fix: ") == len(findings)
+    assert text.count("    source: ") == len(findings)
+    assert "OpenStack HA Guide (odd node counts >= 3)" in " ".join(text.split())
+
+
+def test_cli_check_clean_and_no_findings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    code, lines = _check_text(monkeypatch, str(EXAMPLES / "demo.yaml"))
+    assert code == 0
+    assert all(FINDING_LINE.match(line) and line.startswith("warning ") for line in lines[:-1])
+    assert lines[-1].startswith("0 errors, ")
+    cloud = base()
+    cloud["settings"]["recovery"] = {"automatic": True}
+    cloud["architecture"] = "pacemaker"
+    cloud["settings"]["pacemaker"] = {"fencing": "lab"}
+    path = tmp_path / "clean.yaml"
+    path.write_text(json.dumps(cloud))
+    code, lines = _check_text(monkeypatch, str(path))
+    assert (code, lines) == (0, ["no findings"])

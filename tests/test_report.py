@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import copy
+import io
 import random
+import re
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -116,4 +120,59 @@ def test_write_run_report_and_tables(tmp_path: Path) -> None:
     console.print(run_table(agg))
     console.print(suite_table([loaded, agg]))
     text = console.export_text()
-    assert "kill-vip-holder" in text and "runs: 2" in text and "lost writes" in text
+    assert "kill-vip-holder" in text and "runs: 2" in text
+    assert re.search(r"scenario +down +down +down +down +lost +VIP +verdict", text), text
+
+
+# The built-in scenarios' names (hastack.chaos.scenarios), the longest ones included.
+SCENARIO_NAMES = ("vip-holder-crash", "galera-writer-crash", "rabbit-node-crash",
+                  "memcached-node-loss", "controller-freeze", "controller-partition",
+                  "vip-holder-isolate", "haproxy-kill", "rolling-restart", "power-loss",
+                  "stale-node-trap")
+
+
+def _render_80(*renderables: Any) -> list[str]:
+    """What a pipe or an 80-column terminal shows."""
+    out = io.StringIO()
+    console = Console(width=80, file=out)
+    for renderable in renderables:
+        console.print(renderable)
+    return out.getvalue().splitlines()
+
+
+def test_tables_fit_80_columns_without_cutting_names() -> None:
+    summaries = [summarise(synthetic_run(i + 1), name, Expectations(max_dual_vip_s=0.0),
+                           results_dir=f"/tmp/results/20240101-120000-{name}").as_dict()
+                 for i, name in enumerate(SCENARIO_NAMES)]
+    repeats = aggregate([summarise(synthetic_run(seed), "controller-partition").as_dict()
+                         for seed in (1, 2, 3)])
+    slow = copy.deepcopy(summaries[-2])            # power-loss: long downtimes, many losses
+    for w in slow["workloads"].values():
+        w["downtime_s"] = 123.456
+    slow["workloads"]["sql"]["lost"] = 1234
+    slow["workloads"]["amqp"]["lost"] = 5678
+    summaries[-2] = slow
+
+    lines = _render_80(suite_table([*summaries, repeats]), run_table(summaries[1]),
+                       run_table(repeats))
+    too_wide = [line for line in lines if len(line) > 80]
+    assert not too_wide, too_wide
+    text = "\n".join(lines)
+    assert "…" not in text
+    suite_rows = {line.split()[0] for line in lines if line.strip()}
+    for name in SCENARIO_NAMES:
+        assert name in suite_rows, name
+    for needle in ("chaos: galera-writer-crash", "chaos: controller-partition", "standin-api",
+                   "lost 0", "runs: 3", "123", "1234/5678"):
+        assert needle in text, needle
+
+
+def test_suite_table_shows_the_worst_of_repeats_and_run_table_every_range() -> None:
+    runs = [summarise(synthetic_run(seed), "galera-writer-crash").as_dict() for seed in (1, 2)]
+    runs[1]["workloads"]["sql"]["downtime_s"] = 9.5
+    repeats = aggregate(runs)
+    low = min(r["workloads"]["sql"]["downtime_s"] for r in runs)
+    suite = "\n".join(_render_80(suite_table([repeats])))
+    assert "≤9.50" in suite and "worst run" in suite
+    detail = "\n".join(_render_80(run_table(repeats)))
+    assert f"{low:.2f}–9.50" in detail

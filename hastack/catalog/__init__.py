@@ -1,6 +1,8 @@
-"""The catalog of control-plane processes: what each seed says each process is and how it is
-kept available. Facts live in `processes.yaml`; this module only loads and validates them and
-evaluates their conditions against a cloud. Read by the planner (stage 2).
+"""The catalog of control-plane processes: what each reference document says each process is
+and how it is kept available. Facts live in `processes.yaml`, the documents they come from in
+`references.yaml`; this module only loads and validates them and evaluates their conditions
+against a cloud. Read by the planner (stage 2) and the linter (stage 3), which cites the
+documents by title (`cite`), never by their internal id.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from functools import cache
 from importlib import resources
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field
 from ruamel.yaml import YAML
 
 from hastack.errors import CatalogError
@@ -49,11 +51,26 @@ class FrontendSpec(_Data):
     check: HealthCheck
 
 
+class Reference(_Data):
+    """A reference document: cited by `title` (with a section), `short` in narrow columns."""
+
+    title: str
+    short: str
+    about: str
+
+
 class SeedNote(_Data):
+    """What one reference document says about a process (`seed` is the document's id)."""
+
     seed: str
     mode: str | None = None
     strategy: str | None = None
     note: str | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def reference(self) -> str:
+        return reference(self.seed).title
 
 
 class Condition(_Data):
@@ -118,6 +135,34 @@ class Catalog(_Data):
 
 
 @cache
+def load_references() -> dict[str, Reference]:
+    """The bundled reference documents by id, validated once per process."""
+    text = resources.files(__package__).joinpath("references.yaml").read_text(encoding="utf-8")
+    data = YAML(typ="safe").load(text)
+    try:
+        return {str(key): Reference.model_validate(value) for key, value in data.items()}
+    except (AttributeError, ValidationError) as exc:
+        raise CatalogError(f"bundled references are invalid: {exc}") from None
+
+
+def reference(ref_id: str) -> Reference:
+    try:
+        return load_references()[ref_id]
+    except KeyError:
+        raise CatalogError(f"unknown reference document {ref_id!r}") from None
+
+
+def cite(*parts: tuple[str, str | None]) -> str:
+    """Sources as people read them: cite(("002", "odd node counts >= 3"), ("001", None)) ->
+    'OpenStack HA Guide (odd node counts >= 3); OpenStack for Architects'."""
+    cited = []
+    for ref_id, section in parts:
+        title = reference(ref_id).title
+        cited.append(f"{title} ({section})" if section else title)
+    return "; ".join(cited)
+
+
+@cache
 def load_catalog() -> Catalog:
     """The bundled catalog, validated once per process."""
     text = resources.files(__package__).joinpath("processes.yaml").read_text(encoding="utf-8")
@@ -130,6 +175,9 @@ def load_catalog() -> Catalog:
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
         raise CatalogError(f"bundled catalog lists processes twice: {sorted(duplicates)}")
+    unknown = {n.seed for p in catalog.processes for n in p.seeds} - set(load_references())
+    if unknown:
+        raise CatalogError(f"bundled catalog cites unknown references: {sorted(unknown)}")
     return catalog
 
 

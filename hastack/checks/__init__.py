@@ -1,5 +1,5 @@
-"""Stage 3: the HA linter. Every limitation and rule of the seeds is a named rule that reads
-the plan and yields findings (rule, severity, subject, message, fix).
+"""Stage 3: the HA linter. Every limitation and rule of the reference documents is a named
+rule that reads the plan and yields findings (rule, severity, subject, message, fix).
 
 Pure: a Plan in, findings out. Rules live in `rules.py`, one function each, registered with
 `@rule`; their ids, severities and sources are listed by `hastack check --rules`.
@@ -24,7 +24,7 @@ class Finding:
     subject: str       # the process, component, cluster or node concerned
     message: str       # what is wrong and why (citing the limitation)
     fix: str
-    source: str = ""   # where the rule comes from (a seed, a measured lab fact)
+    source: str = ""   # where the rule comes from (documents by title, a measured lab fact)
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)

@@ -1,19 +1,20 @@
-"""The HA linter's rules: one function per limitation or rule of the seeds.
+"""The HA linter's rules: one function per limitation or rule of the reference documents.
 
 Each rule reads the plan (never the YAML) and yields findings that say what is wrong, why
-(citing the seed), and how to fix it. Seeds: 000 RDO keepalived architecture, 001 "OpenStack
-for Architects", 002 HA guide TOC, 003 controller overview, 004 network-node scenarios.
+(its source cites the documents by title and section, `hastack.catalog.cite`, whose ids are
+those of `hastack/catalog/references.yaml`), and how to fix it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+from hastack.catalog import cite, reference
 from hastack.checks import Finding, Rule, rule
 from hastack.model.cloud import Architecture
 from hastack.plan import Plan
 
-# Clusters that need a majority of voters to keep working (the seeds' quorum rule).
+# Clusters that need a majority of voters to keep working (the references' quorum rule).
 QUORUM_CLUSTERS: dict[str, str] = {
     "galera": "Galera",
     "rabbitmq": "RabbitMQ",
@@ -28,7 +29,7 @@ REDUNDANT_STRATEGIES = frozenset({
     "l3-ha", "tooz", "pacemaker",
 })
 
-# Clusters that lose quorum on a simultaneous restart and need a bootstrap (seed 000).
+# Clusters that lose quorum on a simultaneous restart and need a bootstrap (RDO keepalived).
 FULL_RESTART_RECOVERY: dict[str, str] = {
     "galera": "Galera: bootstrap from the node with the highest seqno (grastate.dat, or "
               "mariadbd --wsrep-recover), never from a node merely marked safe_to_bootstrap",
@@ -39,7 +40,7 @@ FULL_RESTART_RECOVERY: dict[str, str] = {
 
 @rule("quorum-too-small", "error",
       "a quorum cluster has fewer than 3 voting members",
-      "seed 002 (odd node counts >= 3), seed 001 (quorum needs at least three nodes)")
+      cite(("002", "odd node counts >= 3"), ("001", "quorum needs at least three nodes")))
 def quorum_too_small(plan: Plan, r: Rule) -> Iterator[Finding]:
     for cluster in plan.clusters:
         label = QUORUM_CLUSTERS.get(cluster.name)
@@ -58,7 +59,7 @@ def quorum_too_small(plan: Plan, r: Rule) -> Iterator[Finding]:
 
 @rule("quorum-even", "warning",
       "a quorum cluster has an even number of voting members",
-      "seed 002: many services should use an odd number of nodes >= 3")
+      cite(("002", "many services should use an odd number of nodes >= 3")))
 def quorum_even(plan: Plan, r: Rule) -> Iterator[Finding]:
     for cluster in plan.clusters:
         label = QUORUM_CLUSTERS.get(cluster.name)
@@ -75,7 +76,7 @@ def quorum_even(plan: Plan, r: Rule) -> Iterator[Finding]:
 
 @rule("single-node-role", "error",
       "processes meant to be redundant run on a single node (single point of failure)",
-      "seed 000 (roles spread or collapsed), seed 001 (failure scenarios)")
+      cite(("000", "roles spread or collapsed"), ("001", "failure scenarios")))
 def single_node_role(plan: Plan, r: Rule) -> Iterator[Finding]:
     alone: dict[str, list[str]] = {}
     for p in plan.processes:
@@ -94,7 +95,8 @@ def single_node_role(plan: Plan, r: Rule) -> Iterator[Finding]:
 
 @rule("cinder-volume-lvm", "error",
       "cinder-volume on LVM cannot run active/active",
-      "seed 001 (LVM back end is not HA), seed 000 (cinder-volume as a SPOF)")
+      cite(("001", "LVM back end is not HA"),
+           ("000", "Architecture limitations: cinder-volume as a SPOF")))
 def cinder_volume_lvm(plan: Plan, r: Rule) -> Iterator[Finding]:
     if not plan.runs("cinder-volume") or plan.cloud.settings.cinder.backend != "lvm":
         return
@@ -110,7 +112,8 @@ def cinder_volume_lvm(plan: Plan, r: Rule) -> Iterator[Finding]:
 
 @rule("lbaas-no-failover", "warning",
       "neutron-lbaas-agent load balancers are not failed over",
-      "seed 000 (neutron-lbaas-agent as a SPOF), seed 004 (LBaaS agent)")
+      cite(("000", "Architecture limitations: neutron-lbaas-agent as a SPOF"),
+           ("004", "LBaaS agent")))
 def lbaas_no_failover(plan: Plan, r: Rule) -> Iterator[Finding]:
     if not plan.runs("neutron-lbaas-agent"):
         return
@@ -125,7 +128,7 @@ def lbaas_no_failover(plan: Plan, r: Rule) -> Iterator[Finding]:
 
 @rule("dhcp-agents-per-network", "error",
       "fewer than 2 DHCP agents serve each network",
-      "seed 004 (X >= 2 for HA, default 1), seed 001 (typically set to 2)")
+      cite(("004", "DHCP agent: X >= 2 for HA, default 1"), ("001", "typically set to 2")))
 def dhcp_agents_per_network(plan: Plan, r: Rule) -> Iterator[Finding]:
     if not plan.runs("neutron-dhcp-agent"):
         return
@@ -150,7 +153,8 @@ def dhcp_agents_per_network(plan: Plan, r: Rule) -> Iterator[Finding]:
 
 @rule("l3-ha", "error",
       "L3 HA is off or cannot place routers on enough agents",
-      "seed 004 (L3 agent: l3_ha, max/min_l3_agents_per_router), seed 001 (L3 agent SPOF)")
+      cite(("004", "L3 agent: l3_ha, max/min_l3_agents_per_router"),
+           ("001", "L3 agent SPOF")))
 def l3_ha(plan: Plan, r: Rule) -> Iterator[Finding]:
     if not plan.runs("neutron-l3-agent"):
         return
@@ -194,7 +198,8 @@ def l3_ha(plan: Plan, r: Rule) -> Iterator[Finding]:
 
 @rule("galera-multiple-writers", "error",
       "Galera receives writes on more than one node",
-      "seed 001 (direct writes to one replica), seed 003 (deadlocks on SELECT ... FOR UPDATE)")
+      cite(("001", "direct writes to one replica"),
+           ("003", "deadlocks on SELECT ... FOR UPDATE")))
 def galera_multiple_writers(plan: Plan, r: Rule) -> Iterator[Finding]:
     writers = plan.cloud.settings.galera.writers
     if not plan.runs("mariadb-galera") or writers <= 1:
@@ -210,7 +215,8 @@ def galera_multiple_writers(plan: Plan, r: Rule) -> Iterator[Finding]:
 
 @rule("active-passive-without-fencing", "error",
       "active/passive resources run without fencing",
-      "seed 001 (the resource manager first ensures the failed machine is no longer running)")
+      cite(("001", "the resource manager first ensures the failed machine is no longer "
+                   "running")))
 def active_passive_without_fencing(plan: Plan, r: Rule) -> Iterator[Finding]:
     if plan.cloud.settings.pacemaker.fencing != "none":
         return
@@ -229,7 +235,7 @@ def active_passive_without_fencing(plan: Plan, r: Rule) -> Iterator[Finding]:
 
 @rule("vrrp-split-brain", "warning",
       "keepalived can hold a VIP on two nodes during a network partition",
-      "seed 000 (Keepalived and network partitions)")
+      cite(("000", "Architecture limitations: Keepalived and network partitions")))
 def vrrp_split_brain(plan: Plan, r: Rule) -> Iterator[Finding]:
     if not plan.runs("keepalived"):
         return
@@ -247,7 +253,7 @@ def vrrp_split_brain(plan: Plan, r: Rule) -> Iterator[Finding]:
 
 @rule("ceilometer-central-uncoordinated", "error",
       "the ceilometer central agent runs without workload partitioning",
-      "seed 000 (tooz + Redis), seed 001 (central agent must be A/P unless partitioned)")
+      cite(("000", "tooz + Redis"), ("001", "central agent must be A/P unless partitioned")))
 def ceilometer_central_uncoordinated(plan: Plan, r: Rule) -> Iterator[Finding]:
     if not plan.runs("ceilometer-central"):
         return
@@ -263,7 +269,7 @@ def ceilometer_central_uncoordinated(plan: Plan, r: Rule) -> Iterator[Finding]:
 
 @rule("vmware-nova-compute", "warning",
       "VMware nova-compute (one per vSphere cluster) must run active/passive",
-      "seed 001 (VMware-based deployments)")
+      cite(("001", "VMware-based deployments")))
 def vmware_nova_compute(plan: Plan, r: Rule) -> Iterator[Finding]:
     if plan.cloud.settings.nova.hypervisor != "vmware" or not plan.runs("nova-compute"):
         return
@@ -278,7 +284,8 @@ def vmware_nova_compute(plan: Plan, r: Rule) -> Iterator[Finding]:
 
 @rule("full-restart-recovery", "warning",
       "quorum clusters need a bootstrap after a full restart (power loss)",
-      "seed 000 (manual recovery after a full cluster restart)")
+      cite(("000", "Architecture limitations: manual recovery after a full cluster "
+                   "restart")))
 def full_restart_recovery(plan: Plan, r: Rule) -> Iterator[Finding]:
     if plan.cloud.settings.recovery.automatic:
         return
@@ -296,7 +303,8 @@ def full_restart_recovery(plan: Plan, r: Rule) -> Iterator[Finding]:
 
 @rule("monitoring-required", "warning",
       "no external monitoring of service health",
-      "seed 000 (service monitoring and recovery required)")
+      cite(("000", "Architecture limitations: service monitoring and recovery "
+                   "required")))
 def monitoring_required(plan: Plan, r: Rule) -> Iterator[Finding]:
     if plan.cloud.settings.monitoring.enabled:
         return
@@ -311,21 +319,22 @@ def monitoring_required(plan: Plan, r: Rule) -> Iterator[Finding]:
 
 @rule("rabbitmq-mirrored-queues", "warning",
       "RabbitMQ classic mirrored queues",
-      "seed 001 (mirrored queues), seed 002 (mirrored two-node cluster)")
+      cite(("001", "mirrored queues"), ("002", "mirrored two-node cluster")))
 def rabbitmq_mirrored_queues(plan: Plan, r: Rule) -> Iterator[Finding]:
     if not plan.runs("rabbitmq") or plan.cloud.settings.rabbitmq.queues != "mirrored":
         return
     yield r.finding(
         "rabbitmq",
-        "classic mirrored queues (what the seeds describe) are deprecated since RabbitMQ 3.9 "
-        "and removed in 4.0; they can lose messages on partition and resync slowly",
+        f"classic mirrored queues (what {reference('001').title} and the "
+        f"{reference('002').title} describe) are deprecated since RabbitMQ 3.9 and removed in "
+        "4.0; they can lose messages on partition and resync slowly",
         "set settings.rabbitmq.queues: quorum (Raft-replicated queues)",
     )
 
 
 @rule("galera-arbitrator-on-member", "warning",
       "the Galera arbitrator runs on a node that is already a Galera member",
-      "seed 002 (two nodes plus an arbitrator)")
+      cite(("002", "two nodes plus an arbitrator")))
 def galera_arbitrator_on_member(plan: Plan, r: Rule) -> Iterator[Finding]:
     galera = plan.cluster("galera")
     if galera is None:
@@ -342,7 +351,7 @@ def galera_arbitrator_on_member(plan: Plan, r: Rule) -> Iterator[Finding]:
 
 @rule("swift-replicas", "warning",
       "fewer storage nodes than Swift's three replicas",
-      "seed 000 (Swift services A/A)")
+      cite(("000", "Swift services A/A")))
 def swift_replicas(plan: Plan, r: Rule) -> Iterator[Finding]:
     ring = plan.cluster("swift-ring")
     if ring is None or len(ring.members) >= 3:

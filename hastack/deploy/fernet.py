@@ -21,8 +21,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cryptography.fernet import Fernet
-
 from hastack.errors import HastackError
 
 # The repositories Keystone reads, by name: (path in keystone.conf, what they protect).
@@ -56,6 +54,9 @@ def read_keys(repo: Path) -> dict[int, bytes]:
 
 
 def _write_key(repo: Path, index: int) -> None:
+    # Lab only (the `lab` extra): a plain install must import this module without it.
+    from cryptography.fernet import Fernet
+
     tmp = repo / f"{index}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:

@@ -37,7 +37,7 @@ RABBIT_USER = "openstack"
 RABBIT_SECRET = "rabbitmq_openstack"
 KEYSTONE_ADMIN_SECRET = "keystone_admin"
 METADATA_SECRET = "neutron_metadata_proxy"
-# Where Neutron's L3 HA routers keep their VRRP traffic (seed 004).
+# Where Neutron's L3 HA routers keep their VRRP traffic (HA Guide, network-node scenarios).
 L3_HA_NET_CIDR = "169.254.192.0/18"
 # SQLAlchemy pool sizing per worker: every API worker of every node ends up on the one Galera
 # writer, so keep the pool small (sizes, not timings).
@@ -417,7 +417,8 @@ def _neutron(view: NodeView, ini: IniFile) -> None:
     ini.set("DEFAULT", "allow_automatic_l3agent_failover",
             neutron.allow_automatic_l3agent_failover)
     ini.set("DEFAULT", "dhcp_agents_per_network", neutron.dhcp_agents_per_network,
-            "Several DHCP agents serve each network, all active (seed 004).")
+            "Several DHCP agents serve each network, all active (HA Guide: network-node "
+            "HA scenario analysis).")
     ini.set("DEFAULT", "router_distributed", False)
     if plan.runs("nova-api"):
         ini.set("DEFAULT", "notify_nova_on_port_status_changes", True)
@@ -472,7 +473,8 @@ def _cinder(view: NodeView, ini: IniFile) -> None:
     ini.update(backend, CINDER_DRIVERS[backend])
     if plan.catalog.cinder_backends[backend].active_active:
         ini.set("DEFAULT", "cluster", plan.cloud.name,
-                "Active/active cinder-volume: every node joins this cluster (seed 001).")
+                "Active/active cinder-volume: every node joins this cluster (OpenStack for "
+                "Architects).")
         if _coordination(plan):
             ini.set("coordination", "backend_url", coordination_url(view.ctx),
                     "A/A cinder-volume needs a distributed lock manager.")

@@ -1,5 +1,6 @@
 """Render Redis with Sentinel: `etc/redis/redis.conf` and `etc/redis/sentinel.conf` on every
-node running them (ceilometer's tooz coordination backend, seed 000: "App cluster (Sentinel)").
+node running them (ceilometer's tooz coordination backend; RDO keepalived: "App cluster
+(Sentinel)").
 
 Stage 4 (render); pure. The first Redis node starts as the master, the others replicate it;
 Sentinels on the same nodes elect a new master by majority when it is lost. Clients reach the

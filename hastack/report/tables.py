@@ -10,11 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 WORKLOAD_ORDER = ("sql", "amqp", "api", "cache")
+# Tables that fit 80 columns (a pipe, a small terminal): a rule under the header, no edges.
+COMPACT: dict[str, Any] = {"box": box.SIMPLE_HEAD, "show_edge": False, "pad_edge": False,
+                           "collapse_padding": True}
 
 
 def verdict_text(verdict: str) -> Text:
@@ -70,24 +74,48 @@ def _data_column(name: str, w: Mapping[str, Any]) -> Text:
     return Text(", ").join(parts) if parts else Text("")
 
 
+def cell(value: Any, unit: str = "", digits: int = 2) -> Text:
+    """A number for a narrow column: a fold of repeats is its median, then `min–max` dim on a
+    second line (only when they differ)."""
+    if isinstance(value, Mapping) and "median" in value:
+        lo, mid, hi = (num(value[k], "", digits) for k in ("min", "median", "max"))
+        text = Text(f"{mid}{unit}")
+        if lo != hi:
+            text.append(f"\n{lo}–{hi}", style="dim")
+        return text
+    return Text(num(value, unit, digits))
+
+
 def run_table(summary: Mapping[str, Any]) -> RenderableType:
-    """One run (or one scenario's repeats): a row per workload, then the verdict and why."""
-    table = Table(title=f"chaos: {summary.get('scenario')}", title_justify="left")
-    for column, justify in (("workload", "left"), ("service", "left"),
-                            ("requests", "right"), ("errors", "right"),
-                            ("downtime", "right"), ("max gap", "right"), ("MTTR", "right"),
-                            ("data", "left")):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    """One run (or one scenario's repeats): a row per workload, its data checks below the
+    table, then the verdict and why. Fits 80 columns: repeats' ranges take a second line."""
+    table = Table(title=f"chaos: {summary.get('scenario')}", title_justify="left", **COMPACT)
+    table.add_column("workload", no_wrap=True)
+    for column in ("requests", "errors", "downtime", "max gap", "MTTR"):
+        table.add_column(column, justify="right", no_wrap=True)
+    data = Table.grid(padding=(0, 1))
+    data.add_column(no_wrap=True)
+    data.add_column(no_wrap=True)
+    data.add_column()
     for name, w in _workloads(summary):
         errors = w.get("errors")
+        workload = Text(name)
+        if w.get("service"):
+            workload.append(f" ({w['service']})", style="dim")
+        error_cell = cell(errors)
+        if _positive(errors):
+            error_cell.stylize("red")
         table.add_row(
-            name, str(w.get("service", "")), num(w.get("requests")),
-            Text(num(errors), style="red" if errors not in (0, None) else ""),
-            num(w.get("downtime_s"), " s"), num(w.get("max_gap_s"), " s"),
-            num(w.get("mttr_s"), " s") if w.get("available_again", True) is not False
-            else Text("never", style="bold red"),
-            _data_column(name, w))
+            workload, cell(w.get("requests")), error_cell,
+            cell(w.get("downtime_s"), " s"), cell(w.get("max_gap_s"), " s"),
+            cell(w.get("mttr_s"), " s") if w.get("available_again", True) is not False
+            else Text("never", style="bold red"))
+        checks = _data_column(name, w)
+        if checks.plain:
+            data.add_row("data" if not data.row_count else "", name, checks)
     lines: list[RenderableType] = [table]
+    if data.row_count:
+        lines.append(data)
     dual = summary.get("dual_vip_holder_s")
     extra = Text("dual VIP holders: ")
     extra.append(num(dual, " s"), style="bold red" if _positive(dual) else "")
@@ -109,27 +137,56 @@ def run_table(summary: Mapping[str, Any]) -> RenderableType:
 
 
 def suite_table(summaries: Sequence[Mapping[str, Any]]) -> Table:
-    """Scenario → downtime per workload, lost writes and messages, dual VIP time, verdict."""
+    """Scenario → downtime per workload, lost writes and messages, dual VIP time, verdict.
+
+    Fits 80 columns without cutting a scenario name: times are seconds (said once, in the
+    caption), lost writes and messages share a column, and repeats show their median with
+    the worst run (≤ max) on a second line; `run_table` has every range."""
     present = [n for n in WORKLOAD_ORDER
                if any(n in s.get("workloads", {}) for s in summaries)]
-    table = Table(title="chaos suite", title_justify="left")
-    table.add_column("scenario")
+    repeats = any(s.get("runs") for s in summaries)
+    table = Table(title="chaos suite", title_justify="left", caption_justify="left", **COMPACT,
+                  caption=(
+                      "down: seconds each workload failed; lost: SQL writes/AMQP messages; "
+                      "dual VIP: seconds two nodes held one VIP"
+                      + ("; repeats: median and ≤ the worst run, lost in the worst run"
+                         if repeats else "")))
+    names = [str(s.get("scenario")) for s in summaries]
+    table.add_column("scenario", no_wrap=True, min_width=max(map(len, names), default=8))
     for name in present:
-        table.add_column(f"{name} down", justify="right")
-    for column in ("lost writes", "lost msgs", "dual VIP", "verdict"):
-        table.add_column(column, justify="right")
-    for s in summaries:
+        table.add_column(f"{name}\ndown", justify="right", no_wrap=True)
+    table.add_column("lost", justify="right", no_wrap=True)
+    table.add_column("dual\nVIP", justify="right", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
+    for name, s in zip(names, summaries, strict=True):
         w = s.get("workloads", {})
-        lost_writes = w.get("sql", {}).get("lost") if "sql" in w else None
-        lost_msgs = w.get("amqp", {}).get("lost") if "amqp" in w else None
+        lost = Text()
+        for i, kind in enumerate(("sql", "amqp")):
+            value = w[kind].get("lost") if kind in w else None
+            if i:
+                lost.append("/")
+            lost.append(num(value["max"] if isinstance(value, Mapping) else value),
+                        style="bold red" if _positive(value) else "")
         table.add_row(
-            str(s.get("scenario")),
-            *(num(w[n].get("downtime_s"), " s") if n in w else "-" for n in present),
-            Text(num(lost_writes), style="bold red" if _positive(lost_writes) else ""),
-            Text(num(lost_msgs), style="bold red" if _positive(lost_msgs) else ""),
-            num(s.get("dual_vip_holder_s"), " s"),
-            verdict_text(str(s.get("verdict"))))
+            name, *(_seconds(w[n].get("downtime_s")) if n in w else "-" for n in present),
+            lost, _seconds(s.get("dual_vip_holder_s")), verdict_text(str(s.get("verdict"))))
     return table
+
+
+def _seconds(value: Any) -> Text:
+    """Seconds in at most 4 characters (2, 1 or 0 decimals); a fold of repeats is its median
+    and, when runs differ, `≤ max` dim on a second line."""
+    def short(v: Any) -> str:
+        if not isinstance(v, int | float) or isinstance(v, bool):
+            return num(v)
+        return f"{v:.2f}" if v < 10 else f"{v:.1f}" if v < 100 else f"{v:.0f}"
+
+    if isinstance(value, Mapping) and "median" in value:
+        text = Text(short(value["median"]))
+        if value["min"] != value["max"]:
+            text.append(f"\n≤{short(value['max'])}", style="dim")
+        return text
+    return Text(short(value))
 
 
 def _positive(value: Any) -> bool:
