@@ -29,10 +29,11 @@ from rich.table import Table
 
 from hastack.chaos.scenarios import run_scenario, scenario
 from hastack.deploy import lab
-from hastack.deploy.lab.faults import LabFaults
+from hastack.deploy.lab.power import LabControl
 from hastack.errors import HastackError
 from hastack.model import Cloud, load_cloud
 from hastack.render.budget import make_budget
+from hastack.report import write_scenario_report
 
 PROFILES = {"budget": ("fobudget", "198.18.70."), "kolla-ansible": ("fokolla", "198.18.71.")}
 
@@ -82,12 +83,12 @@ def play_profile(profile: str, names: list[str], repeat: int, root: Path, result
         summary = lab.up(cloud, str(cloud_file))
         console.print(f"up in {time.monotonic() - started:.0f} s, "
                       f"{'healthy' if summary.healthy else 'NOT healthy'}")
-        faults = LabFaults(cloud, str(cloud_file))
+        control = LabControl(cloud, str(cloud_file))
         for name in names:
             for i in range(repeat):
-                data = run_scenario(scenario(name), faults,
-                                    results / profile / f"{name}-{i + 1}",
-                                    say=lambda text: console.print(f"[dim]{text}[/dim]"))
+                data = write_scenario_report(run_scenario(
+                    scenario(name), control, results / profile / f"{name}-{i + 1}",
+                    say=lambda text: console.print(f"[dim]{text}[/dim]")))
                 data["profile"] = profile
                 runs.append(data)
                 w = data["workloads"]

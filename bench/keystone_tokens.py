@@ -110,19 +110,18 @@ class LabHandle:
         self.password = read_secrets(self.lab.state)["keystone_admin"]
 
     def url(self, node: str | None = None) -> str:
-        from hastack.deploy.lab.openstack import keystone_url
-        return keystone_url(self.lab, node=node)
+        from hastack.deploy.systems.keystone import url
+        return url(self.lab.site(), node=node)
 
     def in_client(self, *args: str) -> Any:
-        argv = ["nsenter", "-t", str(self.lab.nodes["client"].pid), "-n", "--",
-                sys.executable, __file__, "worker", *args]
+        argv = self.lab.nodes["client"].argv([sys.executable, __file__, "worker", *args],
+                                             network_only=True)
         out = subprocess.run(argv, input=self.password, capture_output=True, text=True,
                              check=True, timeout=600)
         return json.loads(out.stdout.strip().splitlines()[-1])
 
-    def node_exec(self, node: str, argv: list[str]) -> None:
-        subprocess.run(["nsenter", "-t", str(self.lab.nodes[node].pid), "-p", "-n", "-m",
-                        "-u", "-i", "--", *argv], check=True, capture_output=True, timeout=60)
+    def node_exec(self, node: str, argv: list[str], input: str | None = None) -> None:
+        self.lab.nodes[node].run(argv, input=input)
 
 
 def throughput(handle: LabHandle, rounds: int, seconds: float, concurrency: int,
@@ -168,13 +167,11 @@ def dead_memcached(handle: LabHandle, node: str, count: int) -> None:
     nft = ["nft", "-f", "-"]
     rules = ("table inet hastack_bench {\n chain input {\n"
              "  type filter hook input priority 0;\n  tcp dport 11211 drop\n }\n}\n")
-    subprocess.run(["nsenter", "-t", str(handle.lab.nodes[node].pid), "-n", "--", *nft],
-                   input=rules, text=True, check=True)
+    handle.node_exec(node, nft, input=rules)
     try:
         series(f"memcached black-holed on {node}")
     finally:
-        subprocess.run(["nsenter", "-t", str(handle.lab.nodes[node].pid), "-n", "--", "nft",
-                        "delete", "table", "inet", "hastack_bench"], check=True)
+        handle.node_exec(node, ["nft", "delete", "table", "inet", "hastack_bench"])
     base = medians["baseline (all memcached up)"]
     for label, value in medians.items():
         print(f"  {label}: +{value - base:.0f} ms per token vs baseline")

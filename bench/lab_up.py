@@ -17,9 +17,9 @@ from rich.console import Console
 from rich.table import Table
 
 from hastack.deploy import lab
-from hastack.deploy.lab.faults import namespace_members
-from hastack.deploy.lab.report import RichReporter
+from hastack.deploy.lab.power import namespace_members
 from hastack.deploy.lab.state import RecordStore, state_dir
+from hastack.deploy.progress import RichReporter
 from hastack.errors import HastackError
 from hastack.model import load_cloud
 

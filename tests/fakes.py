@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
 @dataclass
-class FakeRunner:
-    """Stands in for `hastack.deploy.lab.run.run`: records argv and input, answers with
-    canned stdout by the first matching argv fragment."""
-
-    answers: dict[str, str] = field(default_factory=dict)
-    calls: list[tuple[list[str], str | None]] = field(default_factory=list)
-
-    def __call__(self, argv: Sequence[str], *, check: bool = True, timeout: float = 60,
-                 input: str | None = None) -> subprocess.CompletedProcess[str]:
-        self.calls.append((list(argv), input))
-        joined = " ".join(argv)
-        out = next((text for key, text in self.answers.items() if key in joined), "")
-        return subprocess.CompletedProcess(list(argv), 0, out, "")
-
-
-@dataclass
-class FakeLab:
-    """A `LabControl` for fault actions: a dict of nodes and their programs; records verbs."""
+class FakeControl:
+    """A chaos `Control` for fault actions: a dict of nodes and their services; records
+    verbs. Service states are strings here; the real ordering of a graceful stop is used."""
 
     programs: dict[str, dict[str, str]]
     calls: list[tuple[str, ...]] = field(default_factory=list)
@@ -66,22 +50,34 @@ class FakeLab:
     def plug(self, name: str) -> None:
         self.calls.append(("plug", name))
 
-    def kill_program(self, node: str, program: str) -> int:
-        self.calls.append(("kill", node, program))
-        self.programs[node][program] = "STARTING"
+    def kill_service(self, node: str, service: str) -> int:
+        self.calls.append(("kill", node, service))
+        self.programs[node][service] = "STARTING"
         return 4242
 
-    def stop_program(self, node: str, program: str) -> None:
-        self.calls.append(("stop", node, program))
-        self.programs[node][program] = "STOPPED"
+    def stop_service(self, node: str, service: str) -> None:
+        self.calls.append(("stop", node, service))
+        self.programs[node][service] = "STOPPED"
 
-    def start_program(self, node: str, program: str) -> list[str]:
-        self.calls.append(("start", node, program))
-        self.programs[node][program] = "RUNNING"
+    def start_service(self, node: str, service: str) -> list[str]:
+        self.calls.append(("start", node, service))
+        self.programs[node][service] = "RUNNING"
         return []
 
-    def program_states(self, node: str) -> dict[str, str]:
+    def service_states(self, node: str) -> dict[str, str]:
         return dict(self.programs[node])
+
+    def service_of(self, process: str) -> str:
+        return {"mariadb-galera": "mariadb"}.get(process, process)
+
+    def graceful_stop(self, node: str) -> list[str]:
+        from hastack.deploy.orchestrate import graceful_stop_order
+
+        running = [s for s, state in self.programs[node].items() if state == "RUNNING"]
+        order = graceful_stop_order(running)
+        for service in order:
+            self.stop_service(node, service)
+        return order
 
     def node_names(self) -> list[str]:
         return list(self.programs)

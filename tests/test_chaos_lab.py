@@ -20,9 +20,10 @@ import pytest
 
 from hastack.chaos.scenarios import run_scenario, scenario
 from hastack.deploy import lab
-from hastack.deploy.lab.faults import LabFaults
 from hastack.deploy.lab.names import LabNames
+from hastack.deploy.lab.power import LabControl
 from hastack.model import Cloud, load_cloud
+from hastack.report import write_scenario_report
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "hastack" / "examples"
 NAME, SUBNET = "chaost", "198.18.62."
@@ -44,7 +45,7 @@ def chaos_lab() -> Iterator[tuple[Cloud, str]]:
     cloud = load_cloud(cloud_file)
     try:
         summary = lab.up(cloud, str(cloud_file))
-        assert summary.healthy, summary.status["anomalies"]
+        assert summary.healthy, summary.status.anomalies
         yield cloud, str(cloud_file)
     finally:
         lab.down(cloud.name, purge=True)
@@ -59,7 +60,8 @@ def chaos_lab() -> Iterator[tuple[Cloud, str]]:
 
 def _play(chaos_lab: tuple[Cloud, str], name: str, tmp_path: Path) -> dict[str, Any]:
     cloud, cloud_file = chaos_lab
-    data = run_scenario(scenario(name), LabFaults(cloud, cloud_file), tmp_path / name)
+    data = write_scenario_report(run_scenario(scenario(name), LabControl(cloud, cloud_file),
+                                              tmp_path / name))
     print(f"\n{name}: verdict {data['verdict']} {data['reasons']}\n"
           + "\n".join(f"  {w}: downtime {v['downtime_s']} s, max gap {v['max_gap_s']} s, "
                       f"errors {v['errors']}" for w, v in data["workloads"].items()))
@@ -99,7 +101,7 @@ def test_galera_writer_crash(chaos_lab: tuple[Cloud, str], tmp_path: Path) -> No
 
 def test_down_leaves_nothing(chaos_lab: tuple[Cloud, str]) -> None:
     cloud, _ = chaos_lab
-    assert LabFaults(cloud, chaos_lab[1]).leftovers() == []
+    assert LabControl(cloud, chaos_lab[1]).leftovers() == []
     lab.down(cloud.name, purge=False)
     links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
     assert not [line for line in links.splitlines()

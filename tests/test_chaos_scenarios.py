@@ -7,14 +7,14 @@ import threading
 import pytest
 
 from hastack.chaos import ChaosError
+from hastack.chaos.actions import VERBS, NodeRestart, make_action
 from hastack.chaos.faults import run_fault
-from hastack.chaos.lab_faults import VERBS, NodeRestart, make_action
 from hastack.chaos.measure import fault_windows
 from hastack.chaos.scenarios import SCENARIOS, demo_suite, rolling_targets, scenario
 from hastack.chaos.targets import LabView, resolve
 from hastack.chaos.timeline import TimelineWriter, read_events
-from hastack.deploy.lab.faults import NFT_TABLE, nft_partition_script
-from tests.fakes import FakeLab, FakeRunner
+from hastack.deploy.lab.power import NFT_TABLE, nft_partition_script
+from tests.fakes import FakeControl
 
 NODES = ("ctl1", "ctl2", "ctl3")
 MEMBERS = {p: list(NODES) for p in ("rabbitmq", "memcached", "haproxy", "mariadb-galera")}
@@ -25,8 +25,8 @@ def view(holders: list[str] | None = None, writer: str | None = "ctl2") -> LabVi
                            "public": ["ctl1"]}, writer, MEMBERS)
 
 
-def lab() -> FakeLab:
-    return FakeLab({n: {"keepalived": "RUNNING", "haproxy": "RUNNING", "mariadb": "RUNNING",
+def lab() -> FakeControl:
+    return FakeControl({n: {"keepalived": "RUNNING", "haproxy": "RUNNING", "mariadb": "RUNNING",
                         "rabbitmq": "RUNNING", "memcached": "RUNNING"} for n in NODES})
 
 
@@ -76,7 +76,7 @@ def test_scenario_table_is_consistent() -> None:
         assert required in names
     for s in SCENARIOS:
         assert s.verb in VERBS, s.name
-        assert (s.program is not None) == (s.verb in ("kill", "stop")), s.name
+        assert (s.process is not None) == (s.verb in ("kill", "stop")), s.name
         assert s.hold_s >= 0 and s.recovery_timeout_s > 0
         assert s.expectations.max_lost_writes == 0 and s.expectations.max_lost_messages == 0
     # The targets are the limits of the scenarios that measure them.
@@ -97,19 +97,19 @@ def test_unknown_scenario_names_the_known_ones() -> None:
 # --- fault verbs -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("verb, program, inject, revert", [
+@pytest.mark.parametrize("verb, process, inject, revert", [
     ("crash", None, ("crash", "ctl2"), ("restore",)),
     ("freeze", None, ("freeze", "ctl2"), ("thaw", "ctl2", "101", "102")),
     ("partition", None, ("partition", "ctl2"), ("heal", "ctl2")),
     ("isolate", None, ("unplug", "ctl2"), ("plug", "ctl2")),
-    ("kill", "mariadb", ("kill", "ctl2", "mariadb"), ("start", "ctl2", "mariadb")),
+    ("kill", "mariadb-galera", ("kill", "ctl2", "mariadb"), ("start", "ctl2", "mariadb")),
     ("stop", "memcached", ("stop", "ctl2", "memcached"), ("start", "ctl2", "memcached")),
 ])
 def test_each_verb_is_injected_then_reverted_and_timed(
-        tmp_path, verb: str, program: str | None, inject: tuple[str, ...],
+        tmp_path, verb: str, process: str | None, inject: tuple[str, ...],
         revert: tuple[str, ...]) -> None:
     fake = lab()
-    action = make_action(verb, fake, "ctl2", program)
+    action = make_action(verb, fake, "ctl2", process)
     with TimelineWriter(tmp_path / "f.jsonl") as writer:
         run_fault(writer, action, 0.01)
     assert fake.calls == [inject, revert]
@@ -136,11 +136,11 @@ def test_restart_stops_keepalived_first_and_restores(tmp_path) -> None:
     stops = [c[2] for c in fake.calls if c[0] == "stop"]
     assert stops[:2] == ["keepalived", "haproxy"] and stops[-1] == "mariadb"
     assert fake.calls[-1] == ("restore",)
-    assert set(fake.program_states("ctl3").values()) == {"RUNNING"}
+    assert set(fake.service_states("ctl3").values()) == {"RUNNING"}
 
 
-def test_program_verbs_need_a_program_and_verbs_must_exist() -> None:
-    with pytest.raises(ChaosError, match="needs a program"):
+def test_service_verbs_need_a_process_and_verbs_must_exist() -> None:
+    with pytest.raises(ChaosError, match="needs a process"):
         make_action("kill", lab(), "ctl1")
     with pytest.raises(ChaosError, match="unknown fault verb"):
         make_action("nuke", lab(), "ctl1")
@@ -151,12 +151,6 @@ def test_partition_script_drops_both_ways_in_one_table() -> None:
     assert f"table inet {NFT_TABLE}" in script
     assert "ip saddr { 198.18.0.12, 198.18.0.13 } drop" in script
     assert "ip daddr { 198.18.0.12, 198.18.0.13 } drop" in script
-
-
-def test_fake_runner_records_quoted_argv() -> None:
-    runner = FakeRunner({"nft list": "table inet hastack_chaos"})
-    out = runner(["nsenter", "-t", "1", "-n", "--", "nft", "list", "tables"], check=False)
-    assert NFT_TABLE in out.stdout and runner.calls[0][0][-3:] == ["nft", "list", "tables"]
 
 
 def test_power_loss_verbs_cut_every_node_then_recover(tmp_path) -> None:

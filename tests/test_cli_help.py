@@ -96,7 +96,7 @@ def test_check_plan_render_do_not_load_the_lab(tmp_path: Path) -> None:
         f"['render', demo, '-o', {str(tmp_path)!r}], ['catalog']):\n"
         "    result = CliRunner().invoke(cli, args)\n"
         "    assert result.exit_code == 0, (args, result.output)\n"
-        "print(sorted(m for m in sys.modules if m.startswith(('hastack.cli_', 'hastack.chaos'))))\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('hastack.cli.', 'hastack.chaos'))))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

@@ -28,8 +28,8 @@ from pathlib import Path
 import pytest
 
 from hastack.deploy import lab
+from hastack.deploy.deployer import Summary
 from hastack.deploy.files import read_secrets
-from hastack.deploy.lab.report import Summary
 from hastack.deploy.lab.state import state_dir
 from hastack.model import load_cloud
 
@@ -120,14 +120,15 @@ def _issue_validate(issue_at: str, check_at: str) -> dict[str, object]:
 
 def test_keystone_healthy_on_every_controller(kslab: tuple[Summary, Path]) -> None:
     summary, _ = kslab
-    assert summary.healthy, summary.status["anomalies"]
-    keystone = summary.status["keystone"]
+    assert summary.healthy, summary.status.anomalies
+    status = summary.status.to_json()
+    keystone = status["keystone"]
     assert set(keystone["nodes"]) == {"ctl1", "ctl2", "ctl3"}
     assert all(n["healthy"] for n in keystone["nodes"].values()), keystone
     assert keystone["vip"]["healthy"]
-    servers = summary.status["haproxy"]["backends"]["keystone"]
+    servers = status["haproxy"]["backends"]["keystone"]
     assert all(str(s["status"]).startswith("UP") for s in servers.values()), servers
-    clouds = Path(summary.status["clouds_yaml"])
+    clouds = Path(status["clouds_yaml"])
     assert clouds.exists() and (clouds.stat().st_mode & 0o777) == 0o600
 
 
@@ -140,7 +141,7 @@ def test_token_issue_through_the_vip(kslab: tuple[Summary, Path]) -> None:
 def test_token_issued_on_ctl1_validates_on_ctl3_also_after_rotation(
         kslab: tuple[Summary, Path]) -> None:
     from hastack.deploy.lab.lab import Lab
-    from hastack.deploy.lab.openstack import rotate_keys
+    from hastack.deploy.systems.keystone import rotate_keys
 
     cloud = load_cloud(kslab[1])
     ctl1, ctl3 = (str(cloud.node(n).ip) for n in ("ctl1", "ctl3"))
@@ -148,7 +149,7 @@ def test_token_issued_on_ctl1_validates_on_ctl3_also_after_rotation(
     handle = Lab(cloud, str(kslab[1]))
     handle.render(write=False)
     handle.attach_running()
-    rotated = rotate_keys(handle)
+    rotated = rotate_keys(handle.site())
     assert rotated["primary"] == 2 and rotated["keys"] == [0, 1, 2]
     assert _issue_validate(ctl1, ctl3)["validated"] == 200
     assert _issue_validate(ctl3, ctl1)["validated"] == 200

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from hastack.deploy import lab
+from hastack.deploy.deployer import Summary
 from hastack.deploy.files import read_secrets
 from hastack.deploy.lab.names import LabNames
-from hastack.deploy.lab.report import Summary
 from hastack.deploy.lab.state import RecordStore, state_dir
 from hastack.model import load_cloud
 
@@ -73,7 +73,7 @@ def demo(state_root: Path) -> Iterator[Summary]:
 
 
 def test_demo_comes_up_healthy(demo: Summary) -> None:
-    status = demo.status
+    status = demo.status.to_json()
     assert demo.healthy, status["anomalies"]
     assert status["healthy"] is True
     galera = status["galera"]
@@ -91,7 +91,7 @@ def test_sql_write_through_vip_from_client(demo: Summary) -> None:
            "v VARCHAR(32)); INSERT INTO lab_check (v) VALUES ('through-the-vip'); "
            "SELECT v FROM lab_check WHERE v = 'through-the-vip' LIMIT 1;")
     result = lab.run_in("demo", "client", [
-        "mariadb", "-h", demo.status["vips"]["internal"], "-u", "keystone",
+        "mariadb", "-h", demo.status.vips["internal"], "-u", "keystone",
         f"-p{password}", "-N", "-B", "keystone", "-e", sql])
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "through-the-vip"
@@ -133,7 +133,7 @@ def test_rabbitmq_publish_on_one_member_consume_on_another(demo: Summary) -> Non
 
 def test_second_up_is_a_no_op(demo: Summary) -> None:
     again = lab.up(load_cloud(EXAMPLES / "demo.yaml"), str(EXAMPLES / "demo.yaml"))
-    assert again.healthy, again.status["anomalies"]
+    assert again.healthy, again.status.anomalies
     assert again.changed is False, again.actions
     assert again.actions == []
 
@@ -161,8 +161,8 @@ def test_split_roles_comes_up_healthy(state_root: Path) -> None:
     try:
         summary = lab.up(cloud, str(path))
         _print_steps(summary)
-        assert summary.healthy, summary.status["anomalies"]
-        status = summary.status
+        assert summary.healthy, summary.status.anomalies
+        status = summary.status.to_json()
         assert status["galera"]["size"] == 3
         assert sorted(status["rabbitmq"]["running"]) == ["mq1", "mq2", "mq3"]
         assert [len(h) for h in status["vip_holders"].values()] == [1]

@@ -33,9 +33,9 @@ import pytest
 from hastack.deploy import lab
 from hastack.deploy.files import read_secrets
 from hastack.deploy.lab.nodes import kill, wait_gone
-from hastack.deploy.lab.recovery import RecoveryRefused, recover
-from hastack.deploy.lab.report import StepTime
+from hastack.deploy.lab.recover import RecoveryRefused, recover
 from hastack.deploy.lab.state import RecordStore, state_dir
+from hastack.deploy.progress import StepTime
 from hastack.deploy.recovery import Action, parse_grastate
 from hastack.model import Cloud, parse_cloud
 
@@ -106,7 +106,7 @@ def cloud_file() -> Iterator[Path]:
     purge = False     # a failed run keeps its logs (the lab itself is always torn down)
     try:
         summary = lab.up(cloud, str(path))
-        assert summary.healthy, summary.status["anomalies"]
+        assert summary.healthy, summary.status.anomalies
         print(f"\nlab {CLOUD} up in {summary.total_s:.1f} s")
         yield path
         purge = True
@@ -205,7 +205,7 @@ def test_power_loss_recovers_every_service_without_losing_a_write(cloud_file: Pa
           f"{report.galera.chosen if report.galera else None}")
     print("\n".join(report.explanation))
     _print_steps(report.steps)
-    assert report.healthy, report.status.get("anomalies")
+    assert report.healthy, report.status and report.status.anomalies
     assert report.galera is not None and report.galera.action is Action.BOOTSTRAP
     assert to_green <= RECOVERY_TARGET_S
     assert acked - stored_rows() == set(), "acknowledged rows lost"
@@ -235,7 +235,7 @@ def test_stale_node_trap_never_bootstraps_the_stale_member(cloud_file: Path) -> 
     assert report.galera is not None and report.galera.action is Action.BOOTSTRAP
     assert report.galera.chosen != "ctl3"
     assert report.galera.position is not None and report.galera.position.seqno > stale.seqno
-    assert report.healthy, report.status.get("anomalies")
+    assert report.healthy, report.status and report.status.anomalies
     assert (before | after) - stored_rows() == set(), "acknowledged rows lost"
 
 
@@ -249,7 +249,7 @@ def test_lost_machine_is_refused_then_up_brings_the_lab_back(cloud_file: Path) -
     summary = lab.up(_cloud(), str(cloud_file))
     print(f"hastack up after a power cycle: healthy after {time.monotonic() - cut:.1f} s "
           f"from the cut ({summary.total_s:.1f} s for up)")
-    assert summary.healthy, summary.status["anomalies"]
+    assert summary.healthy, summary.status.anomalies
     assert acked - stored_rows() == set(), "acknowledged rows lost"
 
 
@@ -264,9 +264,9 @@ def test_two_of_three_forced_then_the_third_rejoins(cloud_file: Path) -> None:
     assert report.galera is not None and report.galera.forced
     assert report.galera.warnings and "ctl3" in report.galera.warnings[0]
     assert report.rabbitmq is not None and report.rabbitmq.force_boot in ("ctl1", "ctl2")
-    assert report.healthy, report.status.get("anomalies")
-    assert report.status["galera"]["size"] == 2
+    assert report.healthy, report.status and report.status.anomalies
+    assert report.status.galera.size == 2
     assert acked - stored_rows() == set(), "acknowledged rows lost"
     summary = lab.up(_cloud(), str(cloud_file))
-    assert summary.healthy, summary.status["anomalies"]
-    assert summary.status["galera"]["size"] == 3
+    assert summary.healthy, summary.status.anomalies
+    assert summary.status.galera.size == 3

@@ -18,6 +18,10 @@ from tests.conftest import EXAMPLE_NAMES, example_plan, plan_from_text, require_
 
 DEMO = (Path(__file__).resolve().parent.parent / "hastack" / "examples" / "demo.yaml").read_text()
 
+# The demo nodes' interface: the cloud file's default.
+INTERFACE = "eth0"
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "hastack" / "examples"
+
 
 def demo_with(settings: str = "", name: str = "demo") -> Plan:
     text = DEMO.replace("name: demo", f"name: {name}")
@@ -77,11 +81,11 @@ def run_keepalived_check(path: Path) -> subprocess.CompletedProcess[str]:
     """`keepalived --config-test`; it insists the interface exists, so where the host has no
     eth0 the check runs in a scratch network namespace that has one."""
     command = [require_program("keepalived"), "--config-test", "-f", str(path)]
-    if not Path(f"/sys/class/net/{keepalived.INTERFACE}").exists():
+    if not Path(f"/sys/class/net/{INTERFACE}").exists():
         if os.geteuid() != 0:
-            pytest.fail(f"no {keepalived.INTERFACE} here and not root to make one")
+            pytest.fail(f"no {INTERFACE} here and not root to make one")
         # veth, not dummy: the dummy module is not loaded on every host
-        setup = (f"{require_program('ip')} link add {keepalived.INTERFACE} type veth "
+        setup = (f"{require_program('ip')} link add {INTERFACE} type veth "
                  "peer name hs-peer")
         command = [require_program("unshare"), "--net", "sh", "-c", f'{setup} && exec "$@"',
                    "sh", *command]
@@ -204,11 +208,23 @@ def test_multicast_mode_has_no_unicast_settings() -> None:
 
 
 def test_every_node_starts_backup_without_preemption() -> None:
-    for f in render(example_plan("demo")):
+    plan = example_plan("demo")
+    for f in render(plan):
         for instance in instances(f).values():
             assert instance.value("state") == "BACKUP"
             assert instance.has("nopreempt")
-            assert instance.value("interface") == keepalived.INTERFACE
+            assert instance.value("interface") == plan.cloud.node(f.node).interface == INTERFACE
+
+
+def test_vrrp_speaks_on_the_interface_each_node_declares() -> None:
+    text = (EXAMPLES_DIR / "demo.yaml").read_text().replace(
+        "address: 198.18.0.12,", "address: 198.18.0.12, interface: ens3,", 1)
+    assert "interface: ens3" in text
+    plan = plan_from_text(text)
+    for f in render(plan):
+        expected = "ens3" if f.node == "ctl2" else "eth0"
+        assert {i.value("interface") for i in instances(f).values()} == {expected}
+        assert f" dev {expected}" in str(f.content)
 
 
 def test_vip_uses_the_node_prefix() -> None:

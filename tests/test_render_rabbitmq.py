@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from hastack.model.cloud import Sizing
 from hastack.render import RenderContext, RenderedFile, render_cloud, secret_specs
 from hastack.render import rabbitmq as rabbit_render
 from hastack.render.budget import make_budget
@@ -22,10 +23,11 @@ from tests.conftest import EXAMPLE_NAMES, example_plan, require_program, write_r
 RABBIT_EXAMPLES = [n for n in EXAMPLE_NAMES if example_plan(n).runs("rabbitmq")]
 
 
-def rendered(name: str) -> tuple[list[RenderedFile], dict[str, str]]:
+def rendered(name: str, sizing: Sizing = Sizing.production
+             ) -> tuple[list[RenderedFile], dict[str, str]]:
     plan = example_plan(name)
     secrets = complete({}, secret_specs(plan))
-    files = [f for f in render_cloud(plan, secrets) if f.system == "rabbitmq"]
+    files = [f for f in render_cloud(plan, secrets, sizing) if f.system == "rabbitmq"]
     return files, secrets
 
 
@@ -53,6 +55,16 @@ def test_every_member_is_listed_and_bound_to_its_address(name: str) -> None:
         assert f"net_ticktime = {budget.rabbit_net_ticktime_s}\n" in conf
         env = str(file_of(files, node, rabbit_render.ENV_CONF).content)
         assert f"NODENAME=rabbit@{node}\n" in env
+        # Production sizing: Erlang's own scheduler defaults on a dedicated host.
+        assert "SERVER_ADDITIONAL_ERL_ARGS" not in env
+
+
+@pytest.mark.parametrize("name", RABBIT_EXAMPLES)
+def test_lab_sizing_stops_schedulers_busy_waiting(name: str) -> None:
+    plan = example_plan(name)
+    files = render_cloud(plan, complete({}, secret_specs(plan)), Sizing.lab)
+    for node in plan.nodes_running("rabbitmq"):
+        env = str(file_of(files, node, rabbit_render.ENV_CONF).content)
         assert 'SERVER_ADDITIONAL_ERL_ARGS="+sbwt none +sbwtdcpu none +sbwtdio none"' in env
 
 
@@ -191,7 +203,7 @@ def test_real_rabbitmq_boots_on_the_rendered_files(name: str, tmp_path: Path) ->
     require_program("rabbitmq-server")
     require_program("unshare")
     plan = example_plan(name)
-    files, secrets = rendered(name)
+    files, secrets = rendered(name, Sizing.lab)     # what the lab boots
     root = write_rendered(files, tmp_path / "nodes")
     node = plan.nodes_running("rabbitmq")[0]
     base = root / node

@@ -8,10 +8,12 @@ same for every row:
       ─▶ wait for `status` healthy (bounded: recovery time) ─▶ tail ─▶ workloads stop
       ─▶ checks (lost writes, lost messages) ─▶ timeline merged ─▶ summary + plot
 
-Workloads are real clients in the lab's client node (its network namespace, the venv's
-python), each writing its own JSONL into the results directory; faults and samplers (VIP
-holders ten times a second, the Galera writer) write `faults.jsonl` from this process. Every
-run is bounded in time, and heals and cleans up in `finally`, also on Ctrl-C.
+Workloads are real clients on the deployment's client (in the lab: the client node's
+network namespace, the venv's python), each writing its own JSONL into the results
+directory; faults and samplers (VIP holders ten times a second, the Galera writer) write
+`faults.jsonl` from this process. Every run is bounded in time, and heals and cleans up in
+`finally`, also on Ctrl-C. The run returns what it measured (`ScenarioRun`); the report stage
+writes it down.
 """
 
 from __future__ import annotations
@@ -29,11 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from hastack.chaos import ChaosError
+from hastack.chaos.actions import Control, make_action
 from hastack.chaos.faults import run_fault
-from hastack.chaos.lab_faults import make_action
-from hastack.chaos.measure import Expectations, summarise
+from hastack.chaos.measure import Expectations, RunSummary, summarise
 from hastack.chaos.targets import LabView, resolve
-from hastack.chaos.timeline import PeriodicSampler, TimelineWriter, read_timeline
+from hastack.chaos.timeline import Event, PeriodicSampler, TimelineWriter, read_timeline
 from hastack.chaos.workloads import WORKLOADS, new_run_id, workload_argv
 
 log = logging.getLogger(__name__)
@@ -55,7 +57,7 @@ class Scenario:
     verb: str                    # crash | kill | stop | freeze | partition | isolate | restart
     target: str                  # default target (node name or role, see chaos.targets)
     expectations: Expectations
-    program: str | None = None   # for kill / stop
+    process: str | None = None   # for kill / stop: a catalog process
     hold_s: float = 5.0
     rolling: bool = False        # the verb is applied to every node of `target`'s kind in turn
     warmup_s: float = 5.0
@@ -86,13 +88,13 @@ SCENARIOS: tuple[Scenario, ...] = (
              hold_s=5.0, demo=True),
     Scenario("galera-writer-crash", "SIGKILL of mariadbd on the Galera writer",
              "kill", "galera-writer", _expect(sql=2.0, api=1.0, amqp=1.0, cache=1.0),
-             program="mariadb", hold_s=3.0, demo=True),
+             process="mariadb-galera", hold_s=3.0, demo=True),
     Scenario("rabbit-node-crash", "power cut of a RabbitMQ node (not the VIP holder)",
              "crash", "rabbit-any", _expect(amqp=5.0, sql=5.0, api=1.0, cache=3.0),
              hold_s=5.0, demo=True),
     Scenario("memcached-node-loss", "memcached stopped on one node, kept down 10 s",
              "stop", "memcached-any", _expect(cache=3.0, sql=0.5, api=0.5, amqp=0.5),
-             program="memcached", hold_s=10.0, demo=True),
+             process="memcached", hold_s=10.0, demo=True),
     Scenario("controller-freeze", "every process of the VIP holder SIGSTOPped for 8 s",
              "freeze", "vip-holder",
              replace(_expect(api=3.0, sql=12.0, amqp=15.0, cache=3.0), max_dual_vip_s=1.0),
@@ -107,7 +109,7 @@ SCENARIOS: tuple[Scenario, ...] = (
              hold_s=5.0),
     Scenario("haproxy-kill", "SIGKILL of HAProxy on the VIP holder (track_script moves the VIP)",
              "kill", "vip-holder", _expect(api=2.0, sql=4.0, amqp=1.0, cache=1.0),
-             program="haproxy", hold_s=3.0),
+             process="haproxy", hold_s=3.0),
     Scenario("rolling-restart", "each controller restarted gracefully in turn",
              "restart", "controller-any", _expect(api=0.0, sql=0.0, amqp=0.0, cache=0.0),
              hold_s=0.0, rolling=True, recovery_timeout_s=240.0),
@@ -194,36 +196,37 @@ class WorkloadProcs:
                 log.warning("%s check did not finish", name)
 
 
-def workload_options(faults: Any, run_id: str) -> dict[str, dict[str, Any]]:
-    """Targets and credentials of each workload, from the lab's plan and secrets."""
-    from hastack.deploy.files import read_secrets
-
-    lab = faults.lab
-    secrets = read_secrets(lab.state)
-    vips = dict(lab.cloud.vips.items())
+def workload_options(control: Control, run_id: str) -> dict[str, dict[str, Any]]:
+    """Targets and credentials of each workload, from the deployment's plan and secrets."""
+    secrets = control.secrets()
+    plan = control.plan
+    vips = dict(control.cloud.vips.items())
     vip = str(vips.get("internal", next(iter(vips.values()))))
-    address = {n.name: str(n.ip) for n in lab.cloud.nodes}
-    password_file = lab.state / "chaos-sql.password"
+    address = {n.name: str(n.ip) for n in control.cloud.nodes}
+    password_file = control.state / "chaos-sql.password"
     password_file.touch(mode=0o600)
     password_file.write_text(str(secrets.get(f"db_{SQL_USER}", "")) + "\n")
-    api_port = next((f.port for f in lab.plan.frontends if f.process == "keystone"), 5000)
     options: dict[str, dict[str, Any]] = {}
-    if lab.plan.runs("mariadb-galera"):
-        options["sql"] = {"target": f"{vip}:3306", "user": SQL_USER,
+    if plan.runs("mariadb-galera"):
+        options["sql"] = {"target": f"{vip}:{plan.port('mariadb-galera', 'mysql')}",
+                          "user": SQL_USER,
                           "password_file": password_file, "database": SQL_DATABASE,
                           "run_id": run_id}
-    if lab.plan.runs("rabbitmq"):
+    if plan.runs("rabbitmq"):
         secret = secrets.get(AMQP_SECRET, "")
-        options["amqp"] = {"url": [f"amqp://{AMQP_USER}:{secret}@{address[n]}:5672/%2F"
-                                   for n in lab.plan.nodes_running("rabbitmq")],
+        amqp = plan.port("rabbitmq", "amqp")
+        options["amqp"] = {"url": [f"amqp://{AMQP_USER}:{secret}@{address[n]}:{amqp}/%2F"
+                                   for n in plan.nodes_running("rabbitmq")],
                            "run_id": run_id}
-    if any(f.process == "keystone" for f in lab.plan.frontends):
-        service = "standin-api" if faults.standin_needed() else "keystone"
-        options["api"] = {"target": f"http://{vip}:{api_port}/v3", "service": service,
+    api = next((f for f in plan.frontends if f.process == "keystone"), None)
+    if api is not None:
+        service = "standin-api" if control.standin_needed() else "keystone"
+        options["api"] = {"target": f"http://{vip}:{api.port}/v3", "service": service,
                           "run_id": run_id}
-    if lab.plan.runs("memcached"):
-        options["cache"] = {"server": [f"{address[n]}:11211"
-                                       for n in lab.plan.nodes_running("memcached")],
+    if plan.runs("memcached"):
+        port = plan.port("memcached")
+        options["cache"] = {"server": [f"{address[n]}:{port}"
+                                       for n in plan.nodes_running("memcached")],
                             "run_id": run_id}
     return {name: options[name] for name in WORKLOADS if name in options}
 
@@ -231,12 +234,11 @@ def workload_options(faults: Any, run_id: str) -> dict[str, dict[str, Any]]:
 # --- the runner --------------------------------------------------------------------------------
 
 
-def lab_view(faults: Any) -> LabView:
-    lab = faults.lab
+def lab_view(control: Control) -> LabView:
     processes = ("rabbitmq", "memcached", "haproxy", "mariadb-galera")
-    return LabView(nodes=tuple(n.name for n in lab.cloud.nodes),
-                   vip_holders=faults.vip_holders(), galera_writer=faults.galera_writer(),
-                   members={p: faults.members(p) for p in processes})
+    return LabView(nodes=tuple(control.node_names()),
+                   vip_holders=control.vip_holders(), galera_writer=control.galera_writer(),
+                   members={p: control.members(p) for p in processes})
 
 
 def rolling_targets(view: LabView, spec: str) -> list[str]:
@@ -258,37 +260,44 @@ def results_dir_for(base: Path | None, name: str) -> Path:
 Say = Callable[[str], None]
 
 
-def run_scenario(sc: Scenario, faults: Any, results: Path, target: str | None = None,
-                 say: Say = print, hold_s: float | None = None) -> dict[str, Any]:
-    """Play one scenario on the running lab; returns its summary dict (also written)."""
-    from hastack.report import write_json, write_run_report
+@dataclass
+class ScenarioRun:
+    """What one scenario run measured: its summary (with the run's facts and the verdict),
+    and the timeline it was derived from."""
 
+    results: Path
+    data: dict[str, Any]
+    summary: RunSummary
+    events: list[Event]
+
+
+def run_scenario(sc: Scenario, control: Control, results: Path, target: str | None = None,
+                 say: Say = print, hold_s: float | None = None) -> ScenarioRun:
+    """Play one scenario on the running deployment."""
     results.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    report = faults.wait_healthy(60)
-    if not report["healthy"]:
+    report = control.wait_healthy(60)
+    if not report.healthy:
         raise ChaosError(f"the lab is not healthy, not starting {sc.name}: "
-                         + "; ".join(report["anomalies"]))
-    faults.ensure_standin_api()
-    view = lab_view(faults)
+                         + "; ".join(map(str, report.anomalies)))
+    control.ensure_standin_api()
+    view = lab_view(control)
     spec = target or sc.target
     nodes = rolling_targets(view, spec) if sc.rolling else [resolve(spec, view)]
     hold = sc.hold_s if hold_s is None else hold_s
     say(f"{sc.name}: {sc.description}; target {spec} = {', '.join(nodes)}; hold {hold:g} s")
 
     run_id = new_run_id()
-    client_pid = faults.node("client").pid
 
     def argv_of(name: str, opts: dict[str, Any], check: bool) -> list[str]:
-        from hastack.deploy.lab.run import nsenter
-        return nsenter(client_pid, workload_argv(name, opts, python=sys.executable, check=check),
-                       namespaces=("-n",))
+        return control.client_argv(workload_argv(name, opts, python=sys.executable,
+                                                 check=check))
 
-    procs = WorkloadProcs(results, argv_of, workload_options(faults, run_id))
+    procs = WorkloadProcs(results, argv_of, workload_options(control, run_id))
     writer = TimelineWriter(results / "faults.jsonl")
     writer.note("scenario", f"{sc.name} target {spec}={','.join(nodes)} hold {hold:g}")
-    samplers = [PeriodicSampler(writer, "vip_holders", faults.vip_holders, 0.1),
-                PeriodicSampler(writer, "galera_writer", _writer_probe(faults, writer), 0.5)]
+    samplers = [PeriodicSampler(writer, "vip_holders", control.vip_holders, 0.1),
+                PeriodicSampler(writer, "galera_writer", _writer_probe(control, writer), 0.5)]
     lab_result: dict[str, Any] = {"healthy_after": False, "recovery_s": None, "heal_s": None}
     try:
         for s in samplers:
@@ -296,35 +305,34 @@ def run_scenario(sc: Scenario, faults: Any, results: Path, target: str | None = 
         procs.start()
         _warm_up(procs, sc.warmup_s)
         for node in nodes:
-            action = make_action(sc.verb, faults, node, sc.program)
+            action = make_action(sc.verb, control, node, sc.process)
             fault_start = time.monotonic()
             say(f"  {action.verb} {action.target} ...")
             run_fault(writer, action, hold)
             healed = time.monotonic()
             lab_result["heal_s"] = round(healed - fault_start - hold, 2)
-            report = faults.wait_healthy(sc.recovery_timeout_s)
+            report = control.wait_healthy(sc.recovery_timeout_s)
             lab_result["recovery_s"] = round(time.monotonic() - healed, 2)
             lab_result["mttr_s"] = round(time.monotonic() - fault_start, 2)
-            lab_result["healthy_after"] = bool(report["healthy"])
-            lab_result["anomalies"] = report["anomalies"]
+            lab_result["healthy_after"] = report.healthy
+            lab_result["anomalies"] = [str(a) for a in report.anomalies]
             say(f"  {action.reverse} done in {lab_result['heal_s']:.1f} s; "
-                f"lab {'healthy' if report['healthy'] else 'NOT healthy'} "
+                f"lab {'healthy' if report.healthy else 'NOT healthy'} "
                 f"{lab_result['recovery_s']:.1f} s later")
-            if not report["healthy"]:
+            if not report.healthy:
                 break
         time.sleep(sc.tail_s)
     finally:
         procs.stop()
         for s in samplers:
             s.stop()
-        leftovers = _clean_up(faults, nodes)
+        leftovers = _clean_up(control, nodes)
     for name in ("sql", "amqp"):
         procs.check(name)
     writer.close()
     paths = [results / "faults.jsonl", *(procs.path(n) for n in procs.options)]
     events = read_timeline([p for p in paths if p.exists()])
     summary = summarise(events, sc.name, sc.expectations, str(results))
-    write_run_report(results, events, summary)
     data = summary.as_dict()
     lab_result["leftovers"] = leftovers
     data.update(target=spec, nodes=nodes, hold_s=hold, lab=lab_result,
@@ -337,8 +345,7 @@ def run_scenario(sc: Scenario, faults: Any, results: Path, target: str | None = 
     if leftovers:
         reasons.append("left behind: " + "; ".join(leftovers))
     data["reasons"], data["verdict"] = reasons, "fail" if reasons else "pass"
-    write_json(results / "summary.json", data)
-    return data
+    return ScenarioRun(results, data, summary, events)
 
 
 def _warm_up(procs: WorkloadProcs, warmup_s: float) -> None:
@@ -366,11 +373,11 @@ def _warm_up(procs: WorkloadProcs, warmup_s: float) -> None:
     time.sleep(warmup_s)
 
 
-def _writer_probe(faults: Any, writer: TimelineWriter) -> Callable[[], str | None]:
+def _writer_probe(control: Control, writer: TimelineWriter) -> Callable[[], str | None]:
     last: list[str | None] = []
 
     def probe() -> str | None:
-        current = faults.galera_writer()
+        current = control.galera_writer()
         if last and current != last[0]:
             writer.transition("writer", last[0], current, source="haproxy")
         last[:] = [current]
@@ -378,22 +385,22 @@ def _writer_probe(faults: Any, writer: TimelineWriter) -> Callable[[], str | Non
     return probe
 
 
-def _clean_up(faults: Any, nodes: Sequence[str]) -> list[str]:
+def _clean_up(control: Control, nodes: Sequence[str]) -> list[str]:
     """Whatever happened, nothing stays partitioned, frozen, unplugged or stopped: heal every
     verb on every target (each is a no-op when not applied), repair, then look."""
     for node in nodes:
-        for undo in (lambda n=node: faults.heal_partition(n),
-                     lambda n=node: faults.thaw_node(n),
-                     lambda n=node: faults.plug(n)):
+        for undo in (lambda n=node: control.heal_partition(n),
+                     lambda n=node: control.thaw_node(n),
+                     lambda n=node: control.plug(n)):
             try:
                 undo()
             except Exception as exc:  # keep healing the rest
                 log.warning("clean-up of %s: %s", node, exc)
     try:
-        found = faults.leftovers()
+        found = control.leftovers()
         if found:
-            faults.restore()
-            found = faults.leftovers()
+            control.restore()
+            found = control.leftovers()
     except Exception as exc:
         return [f"clean-up check failed: {exc}"]
     return found

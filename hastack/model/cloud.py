@@ -30,6 +30,14 @@ class Role(StrEnum):
     compute = "compute"
 
 
+class Sizing(StrEnum):
+    """How big the rendered buffers and how polite the schedulers: `production` for real
+    hosts; `lab` for many nodes sharing one small machine (see hastack.render.sizing)."""
+
+    production = "production"
+    lab = "lab"
+
+
 class Architecture(StrEnum):
     keepalived = "keepalived"
     pacemaker = "pacemaker"
@@ -51,6 +59,8 @@ class Node(Frozen):
     # "198.18.0.11" or "198.18.0.11/24"; the prefix (default /24) defines the node's subnet.
     address: ipaddress.IPv4Interface
     roles: tuple[Role, ...] = Field(min_length=1)
+    # The interface that address is on: VRRP speaks there and VIPs are added to it.
+    interface: str = Field(default="eth0", pattern=r"^[A-Za-z0-9_.-]{1,15}$")
 
     @field_validator("address", mode="before")
     @classmethod
@@ -149,6 +159,8 @@ class Settings(Frozen):
     monitoring: MonitoringSettings = MonitoringSettings()
     recovery: RecoverySettings = RecoverySettings()
     failover: FailoverSettings = FailoverSettings()
+    # None: the tool's own default, production for `hastack render`, lab for `hastack up`.
+    sizing: Sizing | None = None
 
 
 class Cloud(Frozen):

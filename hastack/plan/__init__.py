@@ -23,6 +23,7 @@ from hastack.catalog import (
     load_catalog,
     setting_value,
 )
+from hastack.errors import CatalogError
 from hastack.model.cloud import Architecture, Cloud, Node, Role
 
 # Where VIPs are announced from: the load balancers (or controllers that collapse them).
@@ -138,6 +139,16 @@ class Plan:
     def nodes_running(self, name: str) -> tuple[str, ...]:
         planned = self._by_name.get(name)
         return planned.nodes if planned else ()
+
+    def port(self, process: str, name: str | None = None) -> int:
+        """The port of a process called `name` (else its first): as planned, else as the
+        catalog has it. The one lookup of a port that render, deploy and chaos share."""
+        planned = self.process(process)
+        for ports in ((planned.ports if planned else ()), self.catalog.process(process).ports):
+            for port in ports:
+                if name is None or port.name == name:
+                    return port.port
+        raise CatalogError(f"catalog: {process} has no port {name or '(none)'}")
 
     def cluster(self, name: str) -> Cluster | None:
         for cluster in self.clusters:

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from types import ModuleType
 
 from hastack.errors import RenderError
+from hastack.model.cloud import Sizing
 from hastack.plan import Plan
 from hastack.render.budget import Budget, make_budget
 from hastack.render.secrets import SecretSpec
+from hastack.render.sizing import PROFILES, SizingProfile, profile
 
 # Render order; each name is a module of this package named after the system it configures.
 SYSTEMS: tuple[str, ...] = (
@@ -40,6 +42,7 @@ class RenderContext:
     plan: Plan
     budget: Budget
     secrets: Mapping[str, str]
+    sizing: SizingProfile = PROFILES[Sizing.production]
 
     def secret(self, name: str) -> str:
         try:
@@ -73,8 +76,12 @@ def secret_specs(plan: Plan) -> list[SecretSpec]:
     return list(specs.values())
 
 
-def render_cloud(plan: Plan, secrets: Mapping[str, str]) -> list[RenderedFile]:
-    ctx = RenderContext(plan, make_budget(plan.cloud), secrets)
+def render_cloud(plan: Plan, secrets: Mapping[str, str],
+                 sizing: Sizing = Sizing.production) -> list[RenderedFile]:
+    """Every node's files. `sizing` is the caller's default profile (the lab passes `lab`);
+    a cloud file that pins `settings.sizing` wins."""
+    ctx = RenderContext(plan, make_budget(plan.cloud), secrets,
+                        profile(plan.cloud.settings.sizing, sizing))
     files: list[RenderedFile] = []
     for module in system_modules():
         files.extend(module.render(ctx))

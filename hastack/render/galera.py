@@ -105,28 +105,15 @@ def gcomm_address(ctx: RenderContext) -> str:
     arbitrator = arbitrator_node(plan)
     if arbitrator is not None and arbitrator not in peers:
         peers.append(arbitrator)
-    port = _port(plan, PROCESS, "galera-replication")
+    port = plan.port(PROCESS, "galera-replication")
     return "gcomm://" + ",".join(f"{ctx.address(n)}:{port}" for n in peers)
-
-
-def _port(plan: Plan, process: str, name: str) -> int:
-    planned = plan.process(process)
-    if planned is not None:
-        for port in planned.ports:
-            if port.name == name:
-                return port.port
-    spec = plan.catalog.process(process)
-    for port in spec.ports:
-        if port.name == name:
-            return port.port
-    raise RenderError(f"the catalog gives {process} no '{name}' port")
 
 
 def _group_options(ctx: RenderContext, node: str) -> list[str]:
     """Provider options every group member shares: where to listen, how fast to evict."""
     return [
         f"gmcast.listen_addr=tcp://{ctx.address(node)}:"
-        f"{_port(ctx.plan, PROCESS, 'galera-replication')}",
+        f"{ctx.plan.port(PROCESS, 'galera-replication')}",
         *check_evs_timings(ctx.budget).provider_options(),
         "pc.recovery=TRUE",
     ]
@@ -179,10 +166,9 @@ def _my_cnf(ctx: RenderContext, node: str) -> str:
     settings = plan.cloud.settings.galera
     options = [
         *_group_options(ctx, node),
-        f"ist.recv_addr={ctx.address(node)}:{_port(plan, PROCESS, 'galera-ist')}",
-        # The lab runs three members on two cores: a small ring buffer, enough for IST of a
-        # short outage.
-        "gcache.size=64M",
+        f"ist.recv_addr={ctx.address(node)}:{plan.port(PROCESS, 'galera-ist')}",
+        # The ring buffer joiners catch up from by IST (its size: the sizing profile).
+        f"gcache.size={ctx.sizing.galera_gcache_size}",
         # Keep the ring buffer across restarts: after a full-cluster stop, joiners catch up
         # by IST from it instead of a full state transfer (15-22 s each in the lab).
         "gcache.recover=yes",
@@ -194,8 +180,8 @@ def _my_cnf(ctx: RenderContext, node: str) -> str:
         cloud=plan.cloud.name,
         node=node,
         address=ctx.address(node),
-        port=_port(plan, PROCESS, "mysql"),
-        sst_port=_port(plan, PROCESS, "galera-sst"),
+        port=plan.port(PROCESS, "mysql"),
+        sst_port=plan.port(PROCESS, "galera-sst"),
         socket=SOCKET,
         datadir=DATADIR,
         provider=PROVIDER,
@@ -209,7 +195,7 @@ def _my_cnf(ctx: RenderContext, node: str) -> str:
 
 def _garbd_conf(ctx: RenderContext, node: str) -> str:
     members = galera_members(ctx.plan)
-    port = _port(ctx.plan, PROCESS, "galera-replication")
+    port = ctx.plan.port(PROCESS, "galera-replication")
     return render_template(
         SYSTEM, "garbd.conf.j2",
         group=ctx.plan.cloud.name,
@@ -223,7 +209,7 @@ def _health_ini(ctx: RenderContext, node: str) -> str:
     return render_template(
         SYSTEM, "galera-health.ini.j2",
         bind=ctx.address(node),
-        port=_port(ctx.plan, PROCESS, "galera-health"),
+        port=ctx.plan.port(PROCESS, "galera-health"),
         socket=SOCKET,
         user=HEALTH_USER,
         password=ctx.secret(HEALTH_SECRET),

@@ -32,8 +32,6 @@ from hastack.render.templating import render_template
 
 SYSTEM = "keepalived"
 CONFIG_PATH = "etc/keepalived/keepalived.conf"
-# The one interface name VRRP speaks on and VIPs are added to (the lab names it eth0).
-INTERFACE = "eth0"
 VRRP_SECRET = "keepalived_vrrp_auth"
 
 # Highest priority goes to the first candidate; 254 is the highest a non-owner may use, and
@@ -94,7 +92,8 @@ def render(ctx: RenderContext) -> list[RenderedFile]:
         content = render_template(
             SYSTEM, "keepalived.conf.j2",
             cloud=ctx.plan.cloud.name, node=node, version=version, auth_pass=auth_pass,
-            interface=INTERFACE, budget=ctx.budget, advert_int=f"{ctx.budget.vrrp_advert_s:g}",
+            interface=ctx.plan.cloud.node(node).interface, budget=ctx.budget,
+            advert_int=f"{ctx.budget.vrrp_advert_s:g}",
             multicast=multicast, track_haproxy=track_haproxy and node in
             ctx.plan.nodes_running("haproxy"), haproxy_script=HAPROXY_ALIVE_SCRIPT,
             garp_master_delay=GARP_MASTER_DELAY_S, garp_master_refresh=GARP_MASTER_REFRESH_S,

@@ -14,14 +14,14 @@ from hastack.render.templating import render_template
 
 SYSTEM = "memcached"
 PROCESS = "memcached"
-PORT = 11211
 MEMORY_MB = 64          # a token and catalog cache; the lab measured 9 MiB in use
 MAX_CONNECTIONS = 1024  # every API worker of every node keeps a few connections
 
 
 def memcached_servers(plan: Plan) -> list[str]:
     """`ip:11211` of every instance, in node order: the client-side server list."""
-    return [f"{plan.cloud.node(name).ip}:{PORT}" for name in plan.nodes_running(PROCESS)]
+    port = plan.port(PROCESS)
+    return [f"{plan.cloud.node(name).ip}:{port}" for name in plan.nodes_running(PROCESS)]
 
 
 def secrets_needed(plan: Plan) -> list[SecretSpec]:
@@ -32,7 +32,8 @@ def render(ctx: RenderContext) -> list[RenderedFile]:
     return [
         RenderedFile(
             node, "etc/memcached.conf",
-            render_template(SYSTEM, "memcached.conf.j2", address=ctx.address(node), port=PORT,
+            render_template(SYSTEM, "memcached.conf.j2", address=ctx.address(node),
+                            port=ctx.plan.port(PROCESS),
                             memory_mb=MEMORY_MB, max_connections=MAX_CONNECTIONS),
             SYSTEM,
         )

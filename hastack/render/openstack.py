@@ -132,13 +132,6 @@ def client_timings(budget: Budget) -> ClientTimings:
 # Shared client lists (owned by their systems' renderers)
 
 
-def _port(plan: Plan, process: str, name: str) -> int:
-    for port in plan.catalog.process(process).ports:
-        if port.name == name:
-            return port.port
-    raise RenderError(f"catalog: {process} has no port '{name}'")
-
-
 def _node_ip(plan: Plan, node: str) -> str:
     return str(plan.cloud.node(node).ip)
 
@@ -157,7 +150,7 @@ def transport_url(ctx: RenderContext) -> str:
     """Every RabbitMQ node: oslo.messaging fails over between them, no load balancer."""
     plan = ctx.plan
     password = quote(ctx.secret(RABBIT_SECRET), safe="")
-    port = _port(plan, "rabbitmq", "amqp")
+    port = plan.port("rabbitmq", "amqp")
     hosts = ",".join(f"{RABBIT_USER}:{password}@{_node_ip(plan, n)}:{port}"
                      for n in plan.nodes_running("rabbitmq"))
     return f"rabbit://{hosts}/"
@@ -340,7 +333,7 @@ def _listen(view: NodeView, ini: IniFile) -> None:
             ini.set(listen.section, listen.host_key, view.ip,
                     "The node's own IP: HAProxy binds this port on the VIP.")
             ini.set(listen.section, listen.port_key,
-                    _port(view.plan, listen.process, listen.port_name))
+                    view.plan.port(listen.process, listen.port_name))
 
 
 # --- per-service sections -------------------------------------------------------------------
@@ -361,7 +354,7 @@ def _glance(view: NodeView, ini: IniFile) -> None:
 def _glance_registry(view: NodeView, ini: IniFile) -> None:
     """The (long deprecated) registry has its own file, database and port."""
     ini.set("DEFAULT", "bind_host", view.ip, "The node's own IP: HAProxy binds the VIP.")
-    ini.set("DEFAULT", "bind_port", _port(view.plan, "glance-registry", "image-registry"))
+    ini.set("DEFAULT", "bind_port", view.plan.port("glance-registry", "image-registry"))
     _database(view, ini)
     _keystone_authtoken(view, ini)
     ini.set("paste_deploy", "flavor", "keystone")
@@ -382,7 +375,7 @@ def _nova(view: NodeView, ini: IniFile) -> None:
     ini.set("vnc", "server_listen", view.ip)
     ini.set("vnc", "server_proxyclient_address", view.ip)
     if novnc is not None:
-        port = _port(plan, "nova-novncproxy", "novnc")
+        port = plan.port("nova-novncproxy", "novnc")
         ini.set("vnc", "novncproxy_base_url", f"http://{public}:{port}/vnc_auto.html",
                 "Browsers reach the console proxy through the VIP.")
         if "nova-novncproxy" in view.processes:
@@ -446,7 +439,7 @@ def _metadata_agent(view: NodeView, ini: IniFile) -> None:
     if not _metadata_proxy(view.plan):
         return
     ini.set("DEFAULT", "nova_metadata_host", view.vip, "Nova's metadata API via the VIP.")
-    ini.set("DEFAULT", "nova_metadata_port", _port(view.plan, "nova-api", "metadata"))
+    ini.set("DEFAULT", "nova_metadata_port", view.plan.port("nova-api", "metadata"))
     ini.set("DEFAULT", "metadata_proxy_shared_secret", view.password(METADATA_SECRET))
 
 

@@ -36,9 +36,6 @@ DEFINITIONS = "etc/rabbitmq/definitions.json"
 ENV_CONF = "etc/rabbitmq/rabbitmq-env.conf"
 COOKIE = "var/lib/rabbitmq/.erlang.cookie"
 
-# Erlang schedulers busy-wait by default: three VMs on two cores starve each other (LAB-NOTES).
-ERL_ARGS = "+sbwt none +sbwtdcpu none +sbwtdio none"
-
 # Policies per queue mode (rows, not ifs). Quorum queues take their type from the vhost's
 # default queue type (RabbitMQ 3.10 applies it to durable, non-exclusive queues only, so
 # OpenStack's transient reply/fanout queues stay classic); mirrored mode mirrors every
@@ -106,13 +103,6 @@ def render(ctx: RenderContext) -> list[RenderedFile]:
     return files
 
 
-def _port(plan: Plan, name: str) -> int:
-    for port in plan.catalog.process(PROCESS).ports:
-        if port.name == name:
-            return port.port
-    raise KeyError(name)
-
-
 def _conf(ctx: RenderContext, node: str, members: tuple[str, ...]) -> str:
     plan = ctx.plan
     return render_template(
@@ -120,8 +110,8 @@ def _conf(ctx: RenderContext, node: str, members: tuple[str, ...]) -> str:
         cloud=plan.cloud.name,
         node=node,
         address=ctx.address(node),
-        amqp_port=_port(plan, "amqp"),
-        dist_port=_port(plan, "erlang-distribution"),
+        amqp_port=plan.port(PROCESS, "amqp"),
+        dist_port=plan.port(PROCESS, "erlang-distribution"),
         peers=[node_name(m) for m in members],
         partition_handling=plan.cloud.settings.rabbitmq.partition_handling,
         net_ticktime=ctx.budget.rabbit_net_ticktime_s,
@@ -135,9 +125,9 @@ def _env_conf(ctx: RenderContext, node: str) -> str:
         node=node,
         nodename=node_name(node),
         address=ctx.address(node),
-        amqp_port=_port(ctx.plan, "amqp"),
-        dist_port=_port(ctx.plan, "erlang-distribution"),
-        erl_args=ERL_ARGS,
+        amqp_port=ctx.plan.port(PROCESS, "amqp"),
+        dist_port=ctx.plan.port(PROCESS, "erlang-distribution"),
+        erl_args=ctx.sizing.rabbitmq_erl_args,
         config_file="/" + CONF.removesuffix(".conf"),
     )
 

@@ -22,8 +22,6 @@ from hastack.render.templating import render_template
 SYSTEM = "redis"
 REDIS = "redis"
 SENTINEL = "redis-sentinel"
-REDIS_PORT = 6379
-SENTINEL_PORT = 26379
 PASSWORD_SECRET = "redis_password"
 MAXMEMORY = "64mb"      # tooz coordination data (members, locks, heartbeats) is tiny
 
@@ -68,7 +66,7 @@ def sentinel_quorum(voters: int) -> int:
 def sentinel_url(plan: Plan, password: str) -> str:
     """tooz's backend_url: the first Sentinel, the others as fallbacks, and the master's
     password (tooz uses it for the master; Sentinels themselves take no password)."""
-    addresses = [f"{plan.cloud.node(n).ip}:{SENTINEL_PORT}"
+    addresses = [f"{plan.cloud.node(n).ip}:{plan.port('redis-sentinel')}"
                  for n in plan.nodes_running(SENTINEL)]
     if not addresses:
         raise ValueError("the plan runs no Redis Sentinel")
@@ -98,7 +96,7 @@ def render(ctx: RenderContext) -> list[RenderedFile]:
         RenderedFile(
             node, "etc/redis/redis.conf",
             render_template(
-                SYSTEM, "redis.conf.j2", address=ctx.address(node), port=REDIS_PORT,
+                SYSTEM, "redis.conf.j2", address=ctx.address(node), port=plan.port("redis"),
                 password=password, master=None if node == master else ctx.address(master),
                 maxmemory=MAXMEMORY, min_replicas=min_replicas, timings=timings,
             ),
@@ -111,8 +109,9 @@ def render(ctx: RenderContext) -> list[RenderedFile]:
         RenderedFile(
             node, "etc/redis/sentinel.conf",
             render_template(
-                SYSTEM, "sentinel.conf.j2", address=ctx.address(node), port=SENTINEL_PORT,
-                master_name=master_name(plan), master=ctx.address(master), master_port=REDIS_PORT,
+                SYSTEM, "sentinel.conf.j2", address=ctx.address(node),
+                port=plan.port("redis-sentinel"), master_name=master_name(plan),
+                master=ctx.address(master), master_port=plan.port("redis"),
                 quorum=sentinel_quorum(len(sentinels)), password=password, timings=timings,
             ),
             SYSTEM, mode=0o640, owner="redis",

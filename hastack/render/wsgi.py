@@ -12,7 +12,6 @@ The file is gunicorn's own format (Python assignments of plain literals), read w
 
 from __future__ import annotations
 
-from hastack.errors import RenderError
 from hastack.plan import Plan
 from hastack.render import RenderContext, RenderedFile
 from hastack.render.secrets import SecretSpec
@@ -32,18 +31,11 @@ def secrets_needed(plan: Plan) -> list[SecretSpec]:
     return []
 
 
-def _identity_port(plan: Plan) -> int:
-    for port in plan.catalog.process("keystone").ports:
-        if port.name == "identity":
-            return port.port
-    raise RenderError("catalog: keystone has no port 'identity'")
-
-
 def keystone_gunicorn(ctx: RenderContext, node: str) -> str:
     plan = ctx.plan
     settings: list[tuple[str, object, str]] = [
         ("wsgi_app", KEYSTONE_APP, "Keystone's API, sys.argv reset before it parses options."),
-        ("bind", [f"{ctx.address(node)}:{_identity_port(plan)}"],
+        ("bind", [f"{ctx.address(node)}:{plan.port('keystone', 'identity')}"],
          "The node's own address: HAProxy binds the same port on the VIPs."),
         ("workers", WORKERS, "Sync workers: token issue is CPU-bound (bcrypt)."),
         ("preload_app", True, "Import Keystone once, then fork: faster start, shared pages."),

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hastack.chaos.measure import RunSummary
+from hastack.chaos.scenarios import ScenarioRun
 from hastack.chaos.timeline import Event
 
 SUMMARY_FILE = "summary.json"
@@ -30,6 +31,14 @@ def write_run_report(results_dir: str | Path, events: Sequence[Event],
     summary_path.write_text(json.dumps(summary.as_dict(), indent=2) + "\n")
     plot_path = plot_run(events, summary, results_dir / PLOT_FILE)
     return {"summary": summary_path, "plot": plot_path}
+
+
+def write_scenario_report(run: ScenarioRun) -> dict[str, Any]:
+    """A scenario run's timeline.png and summary.json (the run's facts and verdict) in its
+    results directory; returns the summary."""
+    write_run_report(run.results, run.events, run.summary)
+    write_json(run.results / SUMMARY_FILE, run.data)
+    return run.data
 
 
 def write_json(path: str | Path, data: Mapping[str, Any] | Sequence[Any]) -> Path:

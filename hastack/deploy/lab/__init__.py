@@ -1,16 +1,19 @@
 """The lab: a real HA control plane on this machine, one set of Linux namespaces per node.
 
-Stage 5 (deploy). `up` renders the cloud into the lab's state dir and realises it — nodes
-(`nodes`), their network (`network`), their init (`supervisor`), the daemons in protocol order
-(`components`) — then reports `status`. `down` removes everything by record and name prefix,
-also after a crash. Only this package creates namespaces, links, mounts and processes.
+Stage 5 (deploy), the lab's deployer. `up` renders the cloud into the lab's state dir and
+realises it — nodes (`nodes`), their network (`network`), their init (`supervisor`), then
+the daemons through `deploy.orchestrate` acting on each node through `exec.LabExec` — and
+reports `deploy.health`. `down` removes everything by record and name prefix, also after a
+crash. Only this package creates namespaces, links, mounts and processes.
 
-    up(cloud, cloud_file, reporter) -> Summary       status(cloud) -> dict
-    down(cloud_name, purge) -> list[str]             exec_in(cloud_name, node, argv) -> int
+    LabDeployer(cloud, cloud_file): up(reporter) -> Summary, status() -> Health,
+        down(purge) -> list[str], recover(...) -> RecoveryReport
+    exec_in(cloud_name, node, argv) -> int           run_in(cloud_name, node, argv)
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import subprocess
@@ -19,23 +22,27 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
-from hastack.deploy.lab import components
-from hastack.deploy.lab import status as lab_status
-from hastack.deploy.lab.lab import Lab, teardown, wait_until
+from hastack.deploy import orchestrate
+from hastack.deploy.base import wait_until
+from hastack.deploy.deployer import Summary
+from hastack.deploy.health import Health, collect
+from hastack.deploy.lab.exec import LabExec
+from hastack.deploy.lab.lab import Lab, teardown
 from hastack.deploy.lab.preflight import require_programs, require_root
-from hastack.deploy.lab.programs import lab_processes, skipped
-from hastack.deploy.lab.report import QuietReporter, Reporter, Steps, Summary
-from hastack.deploy.lab.run import nsenter, run
+from hastack.deploy.lab.programs import lab_processes
+from hastack.deploy.lab.recover import RecoveryReport, recording_chooser
+from hastack.deploy.lab.recover import recover as recover_lab
 from hastack.deploy.lab.state import RecordStore, state_dir
+from hastack.deploy.progress import QuietReporter, Reporter, Steps
 from hastack.errors import LabError
 from hastack.model.cloud import Cloud
 
 HEALTHY_TIMEOUT_S = 30
 DEFAULT_CLOUD = Path(__file__).resolve().parent.parent.parent / "examples" / "demo.yaml"
 
-__all__ = ["DEFAULT_CLOUD", "Summary", "up", "status", "down", "exec_in", "run_in"]
+__all__ = ["DEFAULT_CLOUD", "LabDeployer", "Summary", "up", "status", "down", "exec_in",
+           "run_in"]
 
 
 class _Interrupted(BaseException):
@@ -60,50 +67,75 @@ def _teardown_on_signal(cloud_name: str) -> Iterator[None]:
             signal.signal(sig, old)
 
 
+class LabDeployer:
+    """The lab as a `Deployer`: one cloud's nodes as namespaces on this machine."""
+
+    def __init__(self, cloud: Cloud, cloud_file: str = ""):
+        self.cloud, self.cloud_file = cloud, cloud_file
+
+    def up(self, reporter: Reporter | None = None) -> Summary:
+        """Bring the lab up, or check and repair a running one; never restarts what runs."""
+        require_root()
+        steps = Steps(reporter or QuietReporter())
+        lab = Lab(self.cloud, self.cloud_file)
+        require_programs(p.process for p in lab_processes(lab.plan))
+        with _teardown_on_signal(self.cloud.name):
+            with steps.timed("-", "render", "plan, secrets, rendered tree"):
+                lab.render()
+            created = lab.ensure_nodes(steps)
+            with steps.timed("-", "files", "rendered files into the nodes"):
+                changed = lab.install_files(lab.node_names(), steps, new=created)
+            for node, paths in changed.items():
+                if node not in created:
+                    steps.note(f"{node}: files changed on a running node ({', '.join(paths)}); "
+                               "running daemons keep their old configuration until restarted")
+            site = lab.site(steps)
+            actions = orchestrate.bring_up(site, choose=recording_chooser(lab, site))
+            with steps.timed("-", "status", "all healthy"):
+                first = collect(lab.site(), lab.details())
+                if not first.healthy:
+                    steps.note("waiting for: " + "; ".join(map(str, first.anomalies)))
+                report = first if first.healthy else (
+                    wait_until(lambda: _healthy(lab), HEALTHY_TIMEOUT_S, 0.5)
+                    or collect(lab.site(), lab.details()))
+        return Summary(
+            cloud=self.cloud.name, state_dir=str(lab.state), total_s=steps.elapsed(),
+            changed=bool(created or actions or changed), healthy=report.healthy,
+            status=report, steps=steps.done, skipped=list(lab.skipped),
+            actions=[*(f"created node {n}" for n in created), *actions])
+
+    def status(self) -> Health:
+        require_root()
+        lab = Lab(self.cloud, "")
+        lab.render(write=False)
+        if not lab.record.nodes:
+            raise LabError(f"lab {self.cloud.name} is not up (no record in {lab.state}): "
+                           "run `hastack up`")
+        lab.attach_running()
+        return collect(lab.site(), lab.details())
+
+    def down(self, purge: bool = False) -> list[str]:
+        require_root()
+        return teardown(self.cloud.name, purge)
+
+    def recover(self, reporter: Reporter | None = None, *, dry_run: bool = False,
+                force: bool = False, without: Sequence[str] = ()) -> RecoveryReport:
+        return recover_lab(self.cloud, self.cloud_file, reporter, dry_run=dry_run,
+                           force=force, without=without)
+
+
+def _healthy(lab: Lab) -> Health | None:
+    lab.attach_running()
+    report = collect(lab.site(), lab.details())
+    return report if report.healthy else None
+
+
 def up(cloud: Cloud, cloud_file: str = "", reporter: Reporter | None = None) -> Summary:
-    """Bring the cloud's lab up, or check and repair a running one; never restarts what runs."""
-    require_root()
-    steps = Steps(reporter or QuietReporter())
-    lab = Lab(cloud, cloud_file)
-    require_programs(p.process for p in lab_processes(lab.plan))
-    with _teardown_on_signal(cloud.name):
-        with steps.timed("-", "render", "plan, secrets, rendered tree"):
-            lab.render()
-        created = lab.ensure_nodes(steps)
-        with steps.timed("-", "files", "rendered files into the nodes"):
-            changed = lab.install_files(lab.node_names(), steps, new=created)
-        for node, paths in changed.items():
-            if node not in created:
-                steps.note(f"{node}: files changed on a running node ({', '.join(paths)}); "
-                           "running daemons keep their old configuration until restarted")
-        actions = components.bring_up(lab, steps)
-        with steps.timed("-", "status", "all healthy"):
-            first = lab_status.collect(lab)
-            if not first["healthy"]:
-                steps.note("waiting for: " + "; ".join(first["anomalies"]))
-            report = first if first["healthy"] else (
-                wait_until(lambda: _healthy(lab), HEALTHY_TIMEOUT_S, 0.5)
-                or lab_status.collect(lab))
-    return Summary(
-        cloud=cloud.name, state_dir=str(lab.state), total_s=steps.elapsed(),
-        changed=bool(created or actions or changed), healthy=bool(report["healthy"]),
-        status=report, steps=steps.done, skipped=skipped(lab.plan),
-        actions=[*(f"created node {n}" for n in created), *actions])
+    return LabDeployer(cloud, cloud_file).up(reporter)
 
 
-def _healthy(lab: Lab) -> dict[str, Any] | None:
-    report = lab_status.collect(lab)
-    return report if report["healthy"] else None
-
-
-def status(cloud: Cloud) -> dict[str, Any]:
-    require_root()
-    lab = Lab(cloud, "")
-    lab.render(write=False)
-    if not lab.record.nodes:
-        raise LabError(f"lab {cloud.name} is not up (no record in {lab.state}): "
-                       "run `hastack up`")
-    return lab_status.collect(lab)
+def status(cloud: Cloud) -> Health:
+    return LabDeployer(cloud).status()
 
 
 def down(cloud_name: str, purge: bool = False) -> list[str]:
@@ -115,7 +147,7 @@ def exec_in(cloud_name: str, node: str, argv: Sequence[str]) -> int:
     """Run a command inside a node's namespaces (like docker exec); returns its exit status.
 
     The project's venv comes first on PATH, so its clients (`openstack`) run in any node."""
-    return subprocess.call(nsenter(_node_pid(cloud_name, node, argv), list(argv)), cwd="/",
+    return subprocess.call(_node(cloud_name, node, argv).argv(list(argv)), cwd="/",
                            env=_venv_env())
 
 
@@ -129,11 +161,11 @@ def _venv_env() -> dict[str, str]:
 def run_in(cloud_name: str, node: str, argv: Sequence[str], input: str | None = None,
            timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Like exec_in, capturing the output (for tests and probes)."""
-    return run(nsenter(_node_pid(cloud_name, node, argv), list(argv)), input=input,
-               timeout=timeout, check=False)
+    return _node(cloud_name, node, argv).run(list(argv), input=input, timeout=timeout,
+                                             check=False)
 
 
-def _node_pid(cloud_name: str, node: str, argv: Sequence[str]) -> int:
+def _node(cloud_name: str, node: str, argv: Sequence[str]) -> LabExec:
     require_root()
     record = RecordStore(state_dir(cloud_name)).load()
     if record is None:
@@ -146,4 +178,5 @@ def _node_pid(cloud_name: str, node: str, argv: Sequence[str]) -> int:
         raise LabError(f"node {node} is not running: run `hastack up` to repair the lab")
     if not argv:
         raise LabError("no command given: hastack exec NODE -- COMMAND...")
-    return rec.init.pid
+    # Only commands run through it: its address is not needed (nor known without the cloud).
+    return LabExec(node, rec.init.pid, ipaddress.IPv4Interface("0.0.0.0/0"))

@@ -1,27 +1,26 @@
 """One lab on this machine: its plan, rendered files, nodes and record, and node life cycle.
 
-`Lab.open()` loads what exists (record, running nodes); `ensure_nodes()` creates missing nodes
-in parallel, each recorded the moment its pid is known; `install_files()` puts every rendered
-file in place through the node. Components (what runs in the nodes) are in `components`.
+`attach_running()` connects to the recorded nodes that still run; `ensure_nodes()` creates
+missing nodes in parallel, each recorded the moment its pid is known; `install_files()` puts
+every rendered file in place through the node; `site()` is what `orchestrate` and `health`
+work on. What runs in the nodes is in `hastack.deploy.systems`.
 """
 
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 from hastack.deploy.files import read_secrets, write_secrets, write_tree
 from hastack.deploy.lab import names as lab_names
 from hastack.deploy.lab import network
+from hastack.deploy.lab.exec import LabExec, run
 from hastack.deploy.lab.nodes import (
     NodeDirs,
     apply_sysctls,
     find_init,
-    install_file,
     kill,
     parse_sysctl,
     prepare_dirs,
@@ -29,32 +28,18 @@ from hastack.deploy.lab.nodes import (
     wait_gone,
     wait_ready,
 )
-from hastack.deploy.lab.programs import programs_on
-from hastack.deploy.lab.report import Steps
-from hastack.deploy.lab.run import run
+from hastack.deploy.lab.programs import programs_on, skipped
 from hastack.deploy.lab.state import LabRecord, NodeRecord, ProcessRef, RecordStore, state_dir
-from hastack.deploy.lab.supervisor import Supervisor, supervisord_conf
+from hastack.deploy.lab.supervisor import supervisord_conf
+from hastack.deploy.progress import QuietReporter, Steps
+from hastack.deploy.site import Site
 from hastack.errors import LabError
-from hastack.model.cloud import Cloud
+from hastack.model.cloud import Cloud, Sizing
 from hastack.plan import Plan, make_plan
 from hastack.render import RenderedFile, render_cloud, secret_specs
 from hastack.render.secrets import complete
 
 SYSCTL_FILE = "etc/sysctl.d/60-hastack.conf"
-
-
-@dataclass
-class LabNode:
-    name: str
-    address: lab_names.NodeAddress
-    dirs: NodeDirs
-    record: NodeRecord
-    supervisor: Supervisor
-
-    @property
-    def pid(self) -> int:
-        assert self.record.init is not None
-        return self.record.init.pid
 
 
 class Lab:
@@ -67,7 +52,8 @@ class Lab:
         self.store = RecordStore(self.state)
         self.record = self.store.load() or LabRecord(cloud.name, cloud_file)
         self.record.cloud_file = cloud_file
-        self.nodes: dict[str, LabNode] = {}
+        self.nodes: dict[str, LabExec] = {}
+        self.skipped = skipped(self.plan)      # what the lab does not run, and why
         self.files: dict[str, list[RenderedFile]] = {}
 
     # --- render -------------------------------------------------------------------------
@@ -77,7 +63,7 @@ class Lab:
         Returns how many rendered files changed on disk; `write=False` renders in memory only
         (status reads a running lab's files without touching anything)."""
         secrets = complete(read_secrets(self.state), secret_specs(self.plan))
-        files = render_cloud(self.plan, secrets)
+        files = render_cloud(self.plan, secrets, Sizing.lab)
         written = 0
         if write:
             self.state.mkdir(parents=True, exist_ok=True)
@@ -112,18 +98,21 @@ class Lab:
 
     def attach_running(self) -> list[str]:
         """Connect to the recorded nodes that still run; returns the names of those that don't."""
+        self.nodes.clear()
         missing = []
         for name in self.node_names():
             rec = self.record.nodes.get(name)
             if rec and rec.init and rec.init.alive():
-                dirs = self._dirs(name)
-                self.nodes[name] = LabNode(name, self.addresses[name], dirs, rec,
-                                           Supervisor(name, rec.init.pid))
+                self.nodes[name] = self._exec(name, rec.init.pid)
             else:
                 missing.append(name)
         return missing
 
-    def _dirs(self, name: str) -> NodeDirs:
+    def _exec(self, name: str, init_pid: int) -> LabExec:
+        interface = self.cloud.node(name).interface if name != lab_names.CLIENT else "eth0"
+        return LabExec(name, init_pid, self.addresses[name].interface, interface)
+
+    def dirs(self, name: str) -> NodeDirs:
         return NodeDirs(self.state / "nodes" / name)
 
     def ensure_nodes(self, steps: Steps) -> list[str]:
@@ -138,8 +127,8 @@ class Lab:
                 self.nodes[node.name] = node
         return missing
 
-    def _create_node(self, name: str, steps: Steps) -> LabNode:
-        with steps.timed(name, "node", "namespaces, mounts, supervisord, eth0"):
+    def _create_node(self, name: str, steps: Steps) -> LabExec:
+        with steps.timed(name, "node", "namespaces, mounts, supervisord, network"):
             address = self.addresses[name]
             stale = self.record.nodes.get(name)
             if stale:
@@ -147,16 +136,31 @@ class Lab:
                 kill(stale.launcher)
             if address.veth in network.links():
                 run(["ip", "link", "del", address.veth], check=False)
-            dirs = self._dirs(name)
+            dirs = self.dirs(name)
             prepare_dirs(dirs, supervisord_conf(programs_on(self.plan, name)))
             launcher = spawn_node(name, dirs, self.state)
             rec = NodeRecord(name, ProcessRef.of(launcher.pid))
             self._save_node(rec)
             rec.init = find_init(launcher, name, dirs)
             self._save_node(rec)
-            network.plug(self.names, address, rec.init.pid)
-            supervisor = wait_ready(rec, dirs)
-            return LabNode(name, address, dirs, rec, supervisor)
+            node = self._exec(name, rec.init.pid)
+            network.plug(self.names, address, node)
+            wait_ready(node, rec.init, dirs)
+            return node
+
+    def site(self, steps: Steps | None = None) -> Site:
+        """The running nodes as `orchestrate` and `health` see them."""
+        nodes = {n: x for n, x in self.nodes.items() if n != lab_names.CLIENT}
+        return Site(self.cloud, self.plan, nodes, self.files, self.state,
+                    steps or Steps(QuietReporter()), client=self.nodes.get(lab_names.CLIENT),
+                    planned_services=lambda n: [p.name for p in programs_on(self.plan, n)],
+                    skipped=self.skipped,
+                    unreachable=[n for n in self.node_names() if n not in self.nodes])
+
+    def details(self) -> dict[str, dict[str, object]]:
+        """What `status` shows of each running node besides its services."""
+        return {name: {"pid": node.pid, "address": str(node.address)}
+                for name, node in self.nodes.items()}
 
     def _save_node(self, rec: NodeRecord) -> None:
         self.record.nodes[rec.name] = rec
@@ -174,14 +178,14 @@ class Lab:
             paths = []
             for f in self.files.get(name, []):
                 data = f.content.encode() if isinstance(f.content, str) else f.content
-                if install_file(node.pid, f.path, data, f.mode, f.owner):
+                if node.write(f.path, data, f.mode, f.owner):
                     paths.append(f.path)
             sysctl = self.rendered(name, SYSCTL_FILE)
             if sysctl is not None and (SYSCTL_FILE in paths or name in new):
-                skipped = apply_sysctls(node.pid, parse_sysctl(sysctl))
-                if skipped:
+                global_keys = apply_sysctls(node, parse_sysctl(sysctl))
+                if global_keys:
                     steps.note(f"{name}: sysctls not namespaced, left to the host: "
-                               + ", ".join(skipped))
+                               + ", ".join(global_keys))
             if paths:
                 changed[name] = paths
         return changed
@@ -233,28 +237,4 @@ def _host_mounts_under(path: Path) -> list[str]:
                 mounts.append(point)
     return sorted(mounts, reverse=True)
 
-
-def wait_until(predicate, timeout: float, interval: float = 0.2):  # type: ignore[no-untyped-def]
-    """Poll until predicate() returns a truthy value; returns it (or None on timeout)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
-
-
-def listening_ports(init_pid: int) -> set[int]:
-    """TCP ports in LISTEN state in a node's network namespace (read from the host)."""
-    ports: set[int] = set()
-    for table in ("tcp", "tcp6"):
-        try:
-            text = Path(f"/proc/{init_pid}/net/{table}").read_text()
-        except FileNotFoundError:
-            continue
-        for line in text.splitlines()[1:]:
-            fields = line.split()
-            if len(fields) > 3 and fields[3] == "0A":
-                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-    return ports
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from hastack.deploy.lab.exec import LabExec, run
 from hastack.deploy.lab.names import LabNames, NodeAddress
-from hastack.deploy.lab.run import nsenter, run
 
 
 def _disable_ipv6(link: str) -> None:
@@ -36,27 +36,26 @@ def ensure_bridge(names: LabNames) -> bool:
     return True
 
 
-def plug(names: LabNames, node: NodeAddress, init_pid: int) -> None:
-    """Give a freshly created node its eth0 on the bridge, its address and lo."""
-    run(["ip", "link", "add", node.veth, "type", "veth", "peer", "name", "eth0",
-         "netns", str(init_pid)])
-    _disable_ipv6(node.veth)
-    run(["ip", "link", "set", node.veth, "master", names.bridge, "up"])
+def plug(names: LabNames, address: NodeAddress, node: LabExec) -> None:
+    """Give a freshly created node its interface on the bridge, its address and lo."""
+    run(["ip", "link", "add", address.veth, "type", "veth", "peer", "name", node.interface,
+         "netns", str(node.pid)])
+    _disable_ipv6(address.veth)
+    run(["ip", "link", "set", address.veth, "master", names.bridge, "up"])
     batch = (f"link set lo up\n"
-             f"addr add {node.interface.with_prefixlen} dev eth0\n"
-             f"link set eth0 up\n")
-    run(nsenter(init_pid, ["ip", "-batch", "-"], namespaces=("-n",)), input=batch)
+             f"addr add {address.interface.with_prefixlen} dev {node.interface}\n"
+             f"link set {node.interface} up\n")
+    node.run(["ip", "-batch", "-"], input=batch)
 
 
-def addresses(init_pid: int) -> list[str]:
-    """IPv4 addresses on the node's eth0."""
-    out = run(nsenter(init_pid, ["ip", "-j", "-4", "addr", "show", "dev", "eth0"],
-                      namespaces=("-n",)), check=False).stdout
-    try:
-        data = json.loads(out or "[]")
-    except ValueError:
-        return []
-    return [a["local"] for entry in data for a in entry.get("addr_info", [])]
+def set_link(address: NodeAddress, up: bool) -> None:
+    """The host side of a node's cable: down, the node sees NO-CARRIER and nothing passes."""
+    run(["ip", "link", "set", "dev", address.veth, "up" if up else "down"])
+
+
+def link_down(address: NodeAddress) -> bool:
+    state = Path(f"/sys/class/net/{address.veth}/operstate")
+    return state.exists() and "down" in state.read_text()
 
 
 def remove_links(names: LabNames) -> list[str]:

@@ -4,9 +4,10 @@
 runs a generated init script as the namespace's PID 1. The script sets the hostname, mounts a
 fresh sysfs (the node's own interfaces), a fresh tmpfs on /run, an overlay on /etc (the host's
 /etc below, the node's own changes above), binds the node's state directories over /var/lib/*,
-/var/log and /tmp, and then execs supervisord as the node's init. The node's files are
-installed afterwards *through the node* (/proc/<pid>/root/...), so the host never edits an
-overlay's upper directory while it is mounted.
+/var/log and /tmp, and then execs supervisord as the node's init. hastack's own Python (the
+venv and the package) stays visible in the node wherever the clone lies, even under /tmp. The
+node's files are installed afterwards *through the node* (`LabExec.write`), so the host never
+edits an overlay's upper directory while it is mounted.
 
 SIGKILL of PID 1 is a power cut: every process of the PID namespace dies, the network namespace
 and its veth vanish with it (no stale VIP), and the mounts go with the mount namespace.
@@ -21,14 +22,16 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hastack.deploy.lab.run import nsenter, run
-from hastack.deploy.lab.state import NodeRecord, ProcessRef
-from hastack.deploy.lab.supervisor import CONFIG, Supervisor
+import hastack
+from hastack.deploy.lab.exec import LabExec, OfflineDisk
+from hastack.deploy.lab.state import ProcessRef
+from hastack.deploy.lab.supervisor import CONFIG
 from hastack.errors import LabError
 
 # Per-node state directories bound over the host's paths: (name in the node dir, path, owner,
@@ -72,6 +75,11 @@ class NodeDirs:
         return self.root / name
 
 
+def offline_disk(dirs: NodeDirs) -> OfflineDisk:
+    """The node's data dirs as seen from the host, for a node that is not running."""
+    return OfflineDisk({target: dirs.data(name) for name, target, _, _ in STATE_BINDS})
+
+
 def user_exists(name: str) -> bool:
     try:
         pwd.getpwnam(name)
@@ -99,10 +107,22 @@ def prepare_dirs(dirs: NodeDirs, supervisord_conf: str) -> None:
     (dirs.lab / "supervisord.conf").write_text(supervisord_conf)
 
 
+def own_paths() -> list[Path]:
+    """hastack's own Python: the venv it runs from and the directory of its package (a
+    clone, for an editable install). Both must be visible inside every node."""
+    package_root = Path(hastack.__file__).resolve().parent.parent
+    return sorted({Path(sys.prefix).resolve(), package_root})
+
+
 def init_script(node: str, dirs: NodeDirs, state_root: Path) -> str:
     """The shell run as the node's PID 1 before it becomes supervisord."""
     inside = f"{STATE_IN_NODE}/{dirs.root.relative_to(state_root)}"
     q = shlex.quote
+    binds = [(name, target) for name, target, _, _ in STATE_BINDS if os.path.isdir(target)]
+    # hastack's own paths under a directory the node overmounts (a clone under /tmp):
+    # held aside before the overmount, bound back at the same path after it.
+    hidden = [p for p in own_paths()
+              if any(str(p).startswith(target.rstrip("/") + "/") for _, target in binds)]
     lines = [
         "set -eu",
         f"hostname {q(node)}",
@@ -113,12 +133,17 @@ def init_script(node: str, dirs: NodeDirs, state_root: Path) -> str:
         "mount -t overlay overlay -o "
         f"lowerdir=/etc,upperdir={inside}/etc.upper,workdir={inside}/etc.work /etc",
     ]
-    for name, target, _, _ in STATE_BINDS:
-        if os.path.isdir(target):
-            lines.append(f"mount --bind {inside}/{name} {target}")
-    for path, owner, mode in RUN_DIRS:
+    for index, path in enumerate(hidden):
+        lines += [f"mkdir -p /run/hastack/own/{index}",
+                  f"mount --bind {q(str(path))} /run/hastack/own/{index}"]
+    for name, target in binds:
+        lines.append(f"mount --bind {inside}/{name} {target}")
+    for index, path in enumerate(hidden):
+        lines += [f"mkdir -p {q(str(path))}",
+                  f"mount --bind /run/hastack/own/{index} {q(str(path))}"]
+    for run_dir, owner, mode in RUN_DIRS:
         owner = owner if user_exists(owner) else "root"
-        lines.append(f"install -d -o {owner} -g {owner} -m {mode} {path}")
+        lines.append(f"install -d -o {owner} -g {owner} -m {mode} {run_dir}")
     lines += [
         f"mount --bind {inside}/lab/supervisord.conf {CONFIG}",
         "touch /run/hastack/ready",
@@ -159,17 +184,15 @@ def find_init(launcher: subprocess.Popen[bytes], node: str, dirs: NodeDirs) -> P
     raise LabError(f"{node}: the node's first process did not appear within 5 s")
 
 
-def wait_ready(record: NodeRecord, dirs: NodeDirs) -> Supervisor:
-    assert record.init is not None
-    supervisor = Supervisor(record.name, record.init.pid)
+def wait_ready(node: LabExec, init: ProcessRef, dirs: NodeDirs) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
-        if not record.init.alive():
-            raise LabError(f"{record.name}: node init exited: {init_log(dirs)}")
-        if supervisor.ready():
-            return supervisor
+        if not init.alive():
+            raise LabError(f"{node.name}: node init exited: {init_log(dirs)}")
+        if node.services.ready():
+            return
         time.sleep(0.05)
-    raise LabError(f"{record.name}: supervisord not ready after {READY_TIMEOUT_S} s: "
+    raise LabError(f"{node.name}: supervisord not ready after {READY_TIMEOUT_S} s: "
                    f"{init_log(dirs)}")
 
 
@@ -181,52 +204,19 @@ def init_log(dirs: NodeDirs) -> str:
     return " | ".join(text[-3:]) or "no output"
 
 
-def node_path(init_pid: int, path: str) -> Path:
-    """A path inside a running node, reachable from the host."""
-    return Path(f"/proc/{init_pid}/root") / path.lstrip("/")
-
-
-def install_file(init_pid: int, path: str, content: bytes, mode: int, owner: str) -> bool:
-    """Put one file in place inside a running node; True when something changed."""
-    target = node_path(init_pid, path)
-    uid, gid = _ids(owner)
-    try:
-        st = target.stat()
-        if (target.read_bytes() == content and (st.st_mode & 0o7777) == mode
-                and (st.st_uid, st.st_gid) == (uid, gid)):
-            return False
-    except FileNotFoundError:
-        pass
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.hastack")
-    tmp.write_bytes(content)
-    os.chown(tmp, uid, gid)
-    tmp.chmod(mode)
-    os.replace(tmp, target)
-    return True
-
-
-def _ids(owner: str) -> tuple[int, int]:
-    try:
-        entry = pwd.getpwnam(owner)
-    except KeyError:
-        raise LabError(f"user '{owner}' does not exist: run scripts/setup.sh") from None
-    return entry.pw_uid, entry.pw_gid
-
-
 # Network sysctls that are per network namespace: safe to set inside a node. Anything else
 # (vm.*, kernel.*, global net.core.*) would change the host, so the lab skips it.
 NAMESPACED_SYSCTL_PREFIXES = ("net.ipv4.", "net.ipv6.", "net.core.somaxconn",
                               "net.unix.", "net.netfilter.")
 
 
-def apply_sysctls(init_pid: int, settings: Iterable[tuple[str, str]]) -> list[str]:
+def apply_sysctls(node: LabExec, settings: Iterable[tuple[str, str]]) -> list[str]:
     """Set the node's namespaced sysctls; return the keys skipped as host-global."""
     settings = list(settings)
     local = [f"{k}={v}" for k, v in settings if k.startswith(NAMESPACED_SYSCTL_PREFIXES)]
     skipped = [k for k, _ in settings if not k.startswith(NAMESPACED_SYSCTL_PREFIXES)]
     if local:
-        run(nsenter(init_pid, ["sysctl", "-q", "-w", *local], namespaces=("-n",)))
+        node.run(["sysctl", "-q", "-w", *local])
     return skipped
 
 

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hastack.deploy.lab.supervisor import Program
+from hastack.deploy.systems.caches import SENTINEL_CONF
+from hastack.deploy.systems.galera import START_ARGS as MARIADBD_ARGS
+from hastack.errors import LabError
 from hastack.plan import Plan
 from hastack.render import rpcservice, wsgi
 
-MARIADBD_ARGS = "/run/hastack/mariadbd.args"   # extra flags for the next start (bootstrap...)
-SENTINEL_CONF = "/var/lib/redis/sentinel.conf"  # Sentinel rewrites its file: a writable copy
 GALERA_HEALTH_MODULE = "hastack.agents.galera_health"
 RPC_SERVICE_MODULE = "hastack.agents.rpc_service"
 RPC_SERVICE = "rpc-service"
@@ -102,6 +103,14 @@ NOT_RUN = {
     "pacemaker": "Pacemaker architecture is not in the lab yet",
 }
 OPENSTACK = "the lab runs Keystone and the RPC service; this OpenStack process is not run yet"
+
+
+def service_of(process: str) -> str:
+    """The service that is a catalog process on a lab node (its first program)."""
+    row = BY_PROCESS.get(process)
+    if row is None:
+        raise LabError(f"the lab does not run {process!r} (runs: {', '.join(BY_PROCESS)})")
+    return row.programs[0].name
 
 
 def lab_processes(plan: Plan) -> list[LabProcess]:

@@ -7,8 +7,9 @@ daemons in protocol order (Galera bootstrap before joiners) instead of all at on
 `hastack exec ctl1 -- supervisorctl status` works like on a real host. Programs are
 `autostart=false`: the lab, not the init, decides when each one starts.
 
-The host reaches a node's socket through /proc/<init pid>/root, which resolves paths in the
-node's mount namespace; no process has to be entered for a status or a start.
+The host reaches a node's socket through /proc/<init pid>/root (the path `LabExec` gives),
+which resolves paths in the node's mount namespace; no process has to be entered for a status
+or a start. `Supervisor` is the lab's `ServiceManager`.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import http.client
 import socket
 import xmlrpc.client
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from hastack.deploy.base import ServiceState
 from hastack.errors import LabError
 
 SOCKET = "/run/hastack/supervisor.sock"
@@ -89,15 +92,16 @@ class _UnixTransport(xmlrpc.client.Transport):
 
 
 class Supervisor:
-    """supervisord of one node, reached from the host."""
+    """supervisord of one node, reached from the host at `socket_path`."""
 
-    def __init__(self, node: str, init_pid: int, timeout: float = 30):
+    SOCKET = SOCKET
+
+    def __init__(self, node: str, socket_path: Path, timeout: float = 30):
         self.node = node
-        path = f"/proc/{init_pid}/root{SOCKET}"
         self._proxy = xmlrpc.client.ServerProxy(
-            "http://localhost/RPC2", transport=_UnixTransport(path, timeout))
+            "http://localhost/RPC2", transport=_UnixTransport(str(socket_path), timeout))
 
-    def _call(self, method: str, *args: Any) -> Any:
+    def call(self, method: str, *args: Any) -> Any:
         try:
             return getattr(self._proxy.supervisor, method)(*args)
         except xmlrpc.client.Fault as fault:
@@ -108,20 +112,23 @@ class Supervisor:
 
     def ready(self) -> bool:
         try:
-            return self._call("getState")["statename"] == "RUNNING"
+            return self.call("getState")["statename"] == "RUNNING"
         except LabError:
             return False
 
-    def states(self) -> dict[str, str]:
-        """program -> RUNNING | STOPPED | STARTING | BACKOFF | FATAL | EXITED ..."""
-        return {p["name"]: p["statename"] for p in self._call("getAllProcessInfo")}
+    def states(self) -> dict[str, ServiceState]:
+        return {p["name"]: ServiceState.of(p["statename"])
+                for p in self.call("getAllProcessInfo")}
 
-    def info(self, program: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("getProcessInfo", program)
-        return result
+    def main_pid(self, service: str) -> int | None:
+        info = self.call("getProcessInfo", service)
+        if info.get("statename") != "RUNNING" or not info.get("pid"):
+            return None
+        return int(info["pid"])
 
-    def start(self, program: str) -> None:
+    def start(self, service: str) -> None:
         """Start and wait `startsecs`; a program that exits early is reported with its log."""
+        program = service
         try:
             self._proxy.supervisor.startProcess(program, True)
         except xmlrpc.client.Fault as fault:
@@ -132,16 +139,38 @@ class Supervisor:
         except OSError as exc:
             raise LabError(f"{self.node}: supervisord unreachable: {exc}") from None
 
-    def stop(self, program: str) -> None:
+    def stop(self, service: str) -> None:
+        program = service
         try:
             self._proxy.supervisor.stopProcess(program, True)
         except xmlrpc.client.Fault as fault:
             if "NOT_RUNNING" not in fault.faultString:
                 raise LabError(f"{self.node}: stopping {program}: {fault.faultString}") from None
+        except OSError as exc:
+            raise LabError(f"{self.node}: supervisord unreachable: {exc}") from None
 
-    def log_tail(self, program: str, size: int = 600) -> str:
+    def add(self, program: Program, conf: Path) -> None:
+        """Add one program at run time: its section appended to the node's supervisord.conf
+        (a bind-mounted file: written in place, never replaced), then loaded."""
+        section = supervisord_conf([program])
+        section = section[section.index(f"[program:{program.name}]"):]
+        if f"[program:{program.name}]" not in conf.read_text():
+            with open(conf, "a") as handle:
+                handle.write("\n" + section)
+        self.call("reloadConfig")
         try:
-            result: Any = self._proxy.supervisor.tailProcessStdoutLog(program, 0, size)
+            self.call("addProcessGroup", program.name)
+        except LabError as exc:
+            if "ALREADY_ADDED" not in str(exc):
+                raise
+
+    def remove(self, program: str) -> None:
+        self.stop(program)
+        self.call("removeProcessGroup", program)
+
+    def log_tail(self, service: str, size: int = 600) -> str:
+        try:
+            result: Any = self._proxy.supervisor.tailProcessStdoutLog(service, 0, size)
             text = result[0]
         except (xmlrpc.client.Fault, OSError):
             return "(no log)"

@@ -1,6 +1,6 @@
 """`hastack up / status / down / exec`: thin click commands over `hastack.deploy.lab`.
 
-The lead registers `up`, `status`, `down` and `exec_cmd` (named "exec") in `hastack.cli`.
+`hastack.cli` loads `up`, `status`, `down` and `exec_cmd` (named "exec") on first use.
 Expected failures (LabError and other HastackErrors) reach hastack.cli's HastackGroup, which
 prints them on one line and exits 2.
 """
@@ -18,7 +18,8 @@ from rich.console import Console
 from rich.table import Table
 
 from hastack.deploy import lab
-from hastack.deploy.lab.report import RichReporter, print_summary
+from hastack.deploy.deployer import print_summary
+from hastack.deploy.progress import RichReporter
 from hastack.model import Cloud, load_cloud
 
 cloud_option = click.option(
@@ -77,7 +78,7 @@ def status(cloud_file: Path | None, fmt: str, watch: bool) -> None:
 
     def once() -> dict[str, Any]:
         cloud, _ = _cloud(cloud_file)
-        return lab.status(cloud)
+        return lab.status(cloud).to_json()
 
     def show(report: dict[str, Any]) -> None:
         if fmt == "json":

@@ -62,14 +62,14 @@ format_option = click.option(
 # only when used (or listed by --help), so that plan/check/render start without loading the lab
 # and a plain install (no `lab` extra) runs them.
 LAB_COMMANDS: dict[str, tuple[str, str]] = {
-    "up": ("hastack.cli_lab", "up"),
-    "status": ("hastack.cli_lab", "status"),
-    "down": ("hastack.cli_lab", "down"),
-    "exec": ("hastack.cli_lab", "exec_cmd"),
-    "recover": ("hastack.cli_recover", "recover_cmd"),
-    "keys": ("hastack.cli_keys", "keys"),
-    "chaos": ("hastack.cli_chaos", "chaos"),
-    "demo": ("hastack.cli_chaos", "demo"),
+    "up": ("hastack.cli.lab", "up"),
+    "status": ("hastack.cli.lab", "status"),
+    "down": ("hastack.cli.lab", "down"),
+    "exec": ("hastack.cli.lab", "exec_cmd"),
+    "recover": ("hastack.cli.recover", "recover_cmd"),
+    "keys": ("hastack.cli.keys", "keys"),
+    "chaos": ("hastack.cli.chaos", "chaos"),
+    "demo": ("hastack.cli.chaos", "demo"),
 }
 
 
@@ -404,7 +404,3 @@ def print_budget(budget: Any) -> None:
 
 def main() -> None:
     cli(prog_name="hastack")
-
-
-if __name__ == "__main__":
-    main()

@@ -15,9 +15,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from hastack.cli_lab import _cloud, cloud_option
-from hastack.deploy.lab.recovery import SHARED_KERNEL_NOTE, RecoveryReport, recover
-from hastack.deploy.lab.report import RichReporter
+from hastack.cli.lab import _cloud, cloud_option
+from hastack.deploy.lab.recover import SHARED_KERNEL_NOTE, RecoveryReport, recover
+from hastack.deploy.progress import RichReporter
 
 
 @click.command("recover")
@@ -77,7 +77,8 @@ def _as_json(report: RecoveryReport) -> dict[str, object]:
         "galera": report.galera.to_json() if report.galera else None,
         "rabbitmq": report.rabbitmq.to_json() if report.rabbitmq else None,
         "actions": report.actions, "queues": report.queues, "left_out": report.left_out,
-        "anomalies": report.status.get("anomalies", []), "note": SHARED_KERNEL_NOTE,
+        "anomalies": [str(a) for a in report.status.anomalies] if report.status else [],
+        "note": SHARED_KERNEL_NOTE,
     }
 
 
@@ -102,7 +103,7 @@ def _print(report: RecoveryReport, console: Console) -> None:
     for queue in report.queues:
         console.print(f"queue {queue.get('name')} ({queue.get('type')}): "
                       f"{queue.get('messages')} messages, leader {queue.get('leader')}")
-    for anomaly in report.status.get("anomalies", []):
+    for anomaly in report.status.anomalies if report.status else ():
         console.print(f"[red]anomaly:[/red] {anomaly}")
     if report.left_out:
         console.print(f"[yellow]left out on purpose: {', '.join(report.left_out)}; "

@@ -1,9 +1,11 @@
-"""Fault actions on the lab: each a verb on one target with its reverse verb (`FaultAction`).
+"""Fault actions: each a verb on one target with its reverse verb, over a typed `Control`.
 
-The verbs themselves (signals, nftables, links, supervisord) are the lab's
-(`hastack.deploy.lab.faults.LabFaults`); this module pairs them into reversible actions and
-names them, so `run_fault` can record start/end in the timeline and always revert. A table
-(`VERBS`) maps each verb of a scenario row to its action class: a new fault is a new row.
+Stage 6 (chaos). The verbs themselves (signals, nftables, links, the service manager) are
+the deployer's (`hastack.deploy.lab.power.LabControl` in the lab); this module pairs them
+into reversible actions and names them, so `run_fault` can record start/end in the timeline
+and always revert. A table (`VERBS`) maps each verb of a scenario row to its action class: a
+new fault is a new row. Service verbs name catalog processes (`mariadb-galera`); the control
+says which service is that process on a node.
 """
 
 from __future__ import annotations
@@ -11,19 +13,40 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hastack.chaos import ChaosError
 
-# Programs stopped for a graceful restart, in this order: the VIP leaves first (keepalived
-# sends priority 0 on stop), then the load balancer, then the services behind it.
-GRACEFUL_STOP_ORDER = ("keepalived", "haproxy", "standin-api", "keystone", "memcached",
-                       "redis-sentinel", "redis", "rabbitmq", "galera-health", "mariadb")
+if TYPE_CHECKING:
+    from hastack.deploy.base import ServiceState
+    from hastack.deploy.health import Health
+    from hastack.model.cloud import Cloud
+    from hastack.plan import Plan
 
 
-class LabControl(Protocol):
-    """What fault actions need from the lab (`LabFaults` in the lab, a fake in tests)."""
+class Control(Protocol):
+    """Everything chaos needs of a running deployment (`LabControl`; a fake in tests)."""
 
+    cloud: Cloud
+
+    @property
+    def plan(self) -> Plan: ...
+    @property
+    def state(self) -> Path: ...
+    def secrets(self) -> dict[str, str]: ...
+    def client_argv(self, argv: Sequence[str]) -> list[str]: ...
+    # observations
+    def node_names(self) -> list[str]: ...
+    def members(self, process: str) -> list[str]: ...
+    def vip_holders(self) -> dict[str, list[str]]: ...
+    def galera_writer(self) -> str | None: ...
+    def status(self) -> Health: ...
+    def wait_healthy(self, timeout: float) -> Health: ...
+    def service_states(self, node: str) -> dict[str, ServiceState]: ...
+    def service_of(self, process: str) -> str: ...
+    def leftovers(self) -> list[str]: ...
+    # node verbs
     def crash_node(self, name: str) -> None: ...
     def restore(self) -> list[str]: ...
     def freeze_node(self, name: str) -> list[int]: ...
@@ -32,18 +55,21 @@ class LabControl(Protocol):
     def heal_partition(self, name: str) -> None: ...
     def unplug(self, name: str) -> None: ...
     def plug(self, name: str) -> None: ...
-    def kill_program(self, node: str, program: str) -> int: ...
-    def stop_program(self, node: str, program: str) -> None: ...
-    def start_program(self, node: str, program: str) -> list[str]: ...
-    def program_states(self, node: str) -> dict[str, str]: ...
-    def node_names(self) -> list[str]: ...
+    # service verbs
+    def kill_service(self, node: str, service: str) -> int: ...
+    def stop_service(self, node: str, service: str) -> None: ...
+    def start_service(self, node: str, service: str) -> list[str]: ...
+    def graceful_stop(self, node: str) -> list[str]: ...
+    # the API stand-in, while the real Keystone cannot run
+    def standin_needed(self) -> bool: ...
+    def ensure_standin_api(self) -> list[str]: ...
 
 
 @dataclass
 class NodeCrash:
     """Power cut of a node; heal = the lab's repair path brings it back (`up` for it)."""
 
-    control: LabControl
+    control: Control
     node: str
     verb: str = "crash"
     reverse: str = "restore"
@@ -63,7 +89,7 @@ class NodeCrash:
 class NodeFreeze:
     """SIGSTOP of every process of the node (a hung kernel, a long GC, a VM paused)."""
 
-    control: LabControl
+    control: Control
     node: str
     verb: str = "freeze"
     reverse: str = "thaw"
@@ -84,7 +110,7 @@ class NodeFreeze:
 class NodePartition:
     """The node and its peers stop hearing each other, both ways; clients still reach it."""
 
-    control: LabControl
+    control: Control
     node: str
     verb: str = "partition"
     reverse: str = "heal"
@@ -104,7 +130,7 @@ class NodePartition:
 class NodeUnplug:
     """Isolate the node from everything: its link goes down."""
 
-    control: LabControl
+    control: Control
     node: str
     verb: str = "unplug"
     reverse: str = "plug"
@@ -121,45 +147,45 @@ class NodeUnplug:
 
 
 @dataclass
-class ProgramKill:
-    """SIGKILL of a program's pid; supervisord restarts it (or the lab's repair path)."""
+class ServiceKill:
+    """SIGKILL of a process's main pid; its manager restarts it (or the repair path)."""
 
-    control: LabControl
+    control: Control
     node: str
-    program: str
+    process: str
     verb: str = "kill"
     reverse: str = "start"
 
     @property
     def target(self) -> str:
-        return f"{self.node}:{self.program}"
+        return f"{self.node}:{self.process}"
 
     def inject(self) -> None:
-        self.control.kill_program(self.node, self.program)
+        self.control.kill_service(self.node, self.control.service_of(self.process))
 
     def revert(self) -> None:
-        self.control.start_program(self.node, self.program)
+        self.control.start_service(self.node, self.control.service_of(self.process))
 
 
 @dataclass
-class ProgramStop:
-    """supervisorctl stop: the program stays down until the heal starts it."""
+class ServiceStop:
+    """A clean stop of a process's service: it stays down until the heal starts it."""
 
-    control: LabControl
+    control: Control
     node: str
-    program: str
+    process: str
     verb: str = "stop"
     reverse: str = "start"
 
     @property
     def target(self) -> str:
-        return f"{self.node}:{self.program}"
+        return f"{self.node}:{self.process}"
 
     def inject(self) -> None:
-        self.control.stop_program(self.node, self.program)
+        self.control.stop_service(self.node, self.control.service_of(self.process))
 
     def revert(self) -> None:
-        self.control.start_program(self.node, self.program)
+        self.control.start_service(self.node, self.control.service_of(self.process))
 
 
 @dataclass
@@ -167,7 +193,7 @@ class NodeRestart:
     """A planned restart: every program of the node stopped gracefully (VIP first), then
     the lab's repair path starts them again (Galera rejoins with IST)."""
 
-    control: LabControl
+    control: Control
     node: str
     verb: str = "restart"
     reverse: str = "start"
@@ -178,13 +204,7 @@ class NodeRestart:
         return self.node
 
     def inject(self) -> None:
-        states = self.control.program_states(self.node)
-        order = [p for p in GRACEFUL_STOP_ORDER if p in states]
-        order += [p for p in states if p not in order]
-        for program in order:
-            if states[program] == "RUNNING":
-                self.control.stop_program(self.node, program)
-                self.stopped.append(program)
+        self.stopped = self.control.graceful_stop(self.node)
 
     def revert(self) -> None:
         self.control.restore()
@@ -197,7 +217,7 @@ class PowerLoss:
     the most advanced member's disk and restarts RabbitMQ in order (`hastack recover`'s
     decision, `hastack.deploy.recovery`)."""
 
-    control: LabControl
+    control: Control
     node: str
     verb: str = "power-loss"
     reverse: str = "recover"
@@ -220,7 +240,7 @@ class StaleNodeTrap:
     stale), writes go on for `stale_s`, then every node loses power. The recovery must
     bootstrap an advanced member, never the stale one; no acknowledged write may be lost."""
 
-    control: LabControl
+    control: Control
     node: str
     verb: str = "stale-node-trap"
     reverse: str = "recover"
@@ -228,10 +248,10 @@ class StaleNodeTrap:
 
     @property
     def target(self) -> str:
-        return f"{self.node}:mariadb, then every node"
+        return f"{self.node}:mariadb-galera, then every node"
 
     def inject(self) -> None:
-        self.control.stop_program(self.node, "mariadb")
+        self.control.stop_service(self.node, self.control.service_of("mariadb-galera"))
         time.sleep(self.stale_s)
         for name in self.control.node_names():
             self.control.crash_node(name)
@@ -242,19 +262,19 @@ class StaleNodeTrap:
 
 VERBS: dict[str, type[Any]] = {
     "crash": NodeCrash, "freeze": NodeFreeze, "partition": NodePartition,
-    "isolate": NodeUnplug, "kill": ProgramKill, "stop": ProgramStop, "restart": NodeRestart,
+    "isolate": NodeUnplug, "kill": ServiceKill, "stop": ServiceStop, "restart": NodeRestart,
     "power-loss": PowerLoss, "stale-node-trap": StaleNodeTrap,
 }
-PROGRAM_VERBS = ("kill", "stop")
+SERVICE_VERBS = ("kill", "stop")
 
 
-def make_action(verb: str, control: LabControl, node: str, program: str | None = None) -> Any:
+def make_action(verb: str, control: Control, node: str, process: str | None = None) -> Any:
     """The FaultAction of a scenario row's verb on a resolved node."""
     cls = VERBS.get(verb)
     if cls is None:
         raise ChaosError(f"unknown fault verb {verb!r} (known: {', '.join(VERBS)})")
-    if verb in PROGRAM_VERBS:
-        if not program:
-            raise ChaosError(f"fault verb {verb!r} needs a program")
-        return cls(control, node, program)
+    if verb in SERVICE_VERBS:
+        if not process:
+            raise ChaosError(f"fault verb {verb!r} needs a process")
+        return cls(control, node, process)
     return cls(control, node)

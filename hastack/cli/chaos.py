@@ -48,7 +48,7 @@ def _list_table() -> Table:
                   title="built-in chaos scenarios", title_justify="left")
     for s in SCENARIOS:
         limits = ", ".join(f"{k} ≤ {v:g} s" for k, v in s.expectations.max_downtime_s.items())
-        fault = s.verb + (f" {s.program}" if s.program else "") + (" (each)" if s.rolling else "")
+        fault = s.verb + (f" {s.process}" if s.process else "") + (" (each)" if s.rolling else "")
         table.add_row(s.name, fault, s.target, f"{s.hold_s:g} s",
                       (limits or "reported only") + "; 0 lost", "yes" if s.demo else "")
     return table
@@ -57,14 +57,14 @@ def _list_table() -> Table:
 def play(sc: Scenario, cloud: Cloud, cloud_file: str, results: Path, target: str | None,
          repeat: int, say: Any) -> dict[str, Any]:
     """One scenario, `repeat` times; the last summary, or the aggregate of the repeats."""
-    from hastack.deploy.lab.faults import LabFaults
-    from hastack.report import write_json
+    from hastack.deploy.lab.power import LabControl
+    from hastack.report import write_json, write_scenario_report
 
-    faults = LabFaults(cloud, cloud_file)
+    control = LabControl(cloud, cloud_file)
     runs = []
     for i in range(repeat):
         where = results if repeat == 1 else results / f"run-{i + 1}"
-        runs.append(run_scenario(sc, faults, where, target, say))
+        runs.append(write_scenario_report(run_scenario(sc, control, where, target, say)))
     if repeat == 1:
         return runs[0]
     folded = aggregate(runs)
@@ -122,7 +122,7 @@ def chaos(scenario_name: str | None, cloud_file: Path | None, target: str | None
         summary = lab.up(cloud, path)
         if not summary.healthy:
             raise ChaosError("the lab came up unhealthy: "
-                             + "; ".join(summary.status["anomalies"]))
+                             + "; ".join(map(str, summary.status.anomalies)))
     with sigterm_as_interrupt():
         data = play(sc, cloud, path, results, target, repeat, say)
     if fmt == "json":
@@ -172,8 +172,9 @@ def demo(cloud_file: Path | None, names: str | None, results: Path | None, keep:
     suite = [scenario(n.strip()) for n in names.split(",")] if names else demo_suite()
     base = results_dir_for(results, "demo")
     from hastack.deploy import lab
-    from hastack.deploy.lab.report import RichReporter, print_summary
+    from hastack.deploy.deployer import print_summary
     from hastack.deploy.lab.state import RecordStore, state_dir
+    from hastack.deploy.progress import RichReporter
     from hastack.report import write_json
     from hastack.report.tables import run_table, suite_table
 
@@ -188,7 +189,7 @@ def demo(cloud_file: Path | None, names: str | None, results: Path | None, keep:
             print_summary(summary, console)
             if not summary.healthy:
                 raise ChaosError("the lab came up unhealthy: "
-                                 + "; ".join(summary.status["anomalies"]))
+                                 + "; ".join(map(str, summary.status.anomalies)))
             for sc in suite:
                 console.rule(f"chaos: {sc.name}")
                 try:

@@ -1,6 +1,6 @@
 """`hastack keys rotate`: rotate Keystone's Fernet token keys of a running lab.
 
-The lead registers `keys` (a click group) in `hastack.cli`. Rotation happens in the lab's
+`hastack.cli` loads `keys` (a click group) on first use. Rotation happens in the lab's
 state dir (the one authoritative repository) and the result is copied whole to every
 Keystone node; tokens issued before stay valid until their key is purged
 (`max_active_keys` rotations later).
@@ -14,10 +14,7 @@ from pathlib import Path
 
 import click
 
-from hastack.cli_lab import _cloud, cloud_option
-from hastack.deploy.lab.lab import Lab
-from hastack.deploy.lab.openstack import rotate_keys
-from hastack.deploy.lab.preflight import require_root
+from hastack.cli.lab import _cloud, cloud_option
 from hastack.errors import LabError
 
 
@@ -43,6 +40,11 @@ def rotate(cloud_file: Path | None, fmt: str) -> None:
       sudo hastack keys rotate
     """
     def run() -> dict[str, object]:
+        # Lab-only imports (cryptography, from the `lab` extra) only when a lab is used.
+        from hastack.deploy.lab.lab import Lab
+        from hastack.deploy.lab.preflight import require_root
+        from hastack.deploy.systems.keystone import rotate_keys
+
         require_root()
         cloud, path = _cloud(cloud_file)
         lab = Lab(cloud, path)
@@ -50,7 +52,7 @@ def rotate(cloud_file: Path | None, fmt: str) -> None:
         missing = lab.attach_running()
         if not lab.nodes:
             raise LabError(f"lab {cloud.name} is not up: run `hastack up`")
-        result = rotate_keys(lab)
+        result = rotate_keys(lab.site())
         result["not_running"] = missing
         return result
 

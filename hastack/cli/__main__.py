@@ -1,0 +1,5 @@
+"""`python -m hastack.cli`: the command line."""
+
+from hastack.cli import main
+
+main()

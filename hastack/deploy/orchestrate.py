@@ -1,0 +1,168 @@
+"""What runs on the nodes, as data: components, what each needs first, and one runner.
+
+Stage 5 (deploy). `up`, `recover` and the chaos repair path all call `run_components`; a
+graceful restart stops services in `graceful_stop_order`, the same graph read backwards —
+one ordering, not three. Each component looks at what already runs and starts only what is
+missing, so the same run brings a deployment up from nothing, repairs it, or, on a healthy
+one, does nothing.
+
+A component starts as soon as everything it `needs` is there: another component done, or a
+milestone one reaches before it is done (`galera-primary`: a Primary component with the
+init SQL run, before the other members have joined). A component whose need failed does not
+start; the failure is reported once, by the component that failed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+
+from hastack.deploy.site import Site
+from hastack.deploy.systems import caches, galera, keystone, loadbalancing, rabbitmq, rpcservice
+from hastack.errors import LabError
+
+Start = Callable[[Site], list[str]]
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    start: Start
+    needs: tuple[str, ...] = ()         # components or milestones
+    milestones: tuple[str, ...] = ()    # reached by `start` before it returns
+    services: tuple[str, ...] = ()      # what it runs on a node, in start order
+    entry: bool = False                 # carries the VIPs: the first to stop on a restart
+
+
+def components(choose: galera.Chooser = galera.choose_most_advanced,
+               overrides: Mapping[str, Start] | None = None) -> tuple[Component, ...]:
+    """The deployment's components. `choose` picks the Galera member to bootstrap when none
+    runs; `overrides` replace a component's start (recovery acts on its own decisions)."""
+    bring = galera.GaleraBringUp(choose)
+    graph = (
+        Component("load-balancing", loadbalancing.bring_up,
+                  services=(loadbalancing.HAPROXY, loadbalancing.KEEPALIVED), entry=True),
+        Component("galera", bring.primary, milestones=(galera.PRIMARY,),
+                  services=(galera.MARIADB, galera.HEALTH)),
+        Component("galera-joiners", bring.others, needs=("galera",)),
+        Component("rabbitmq", rabbitmq.bring_up, services=(rabbitmq.SERVICE,)),
+        Component("caches", caches.bring_up,
+                  services=(caches.MEMCACHED, caches.REDIS, caches.SENTINEL)),
+        Component("keystone-keys", keystone.prepare),
+        Component("keystone", keystone.bring_up, needs=("keystone-keys", galera.PRIMARY),
+                  services=(keystone.SERVICE,)),
+        Component("rpc-service", rpcservice.bring_up, needs=("rabbitmq",),
+                  services=(rpcservice.SERVICE,)),
+    )
+    overrides = overrides or {}
+    return tuple(replace(c, start=overrides[c.name]) if c.name in overrides else c
+                 for c in graph)
+
+
+def bring_up(site: Site, overrides: Mapping[str, Start] | None = None,
+             choose: galera.Chooser = galera.choose_most_advanced) -> list[str]:
+    """Every component, in dependency order and otherwise in parallel."""
+    return run_components(site, components(choose, overrides))
+
+
+def run_components(site: Site, graph: Sequence[Component]) -> list[str]:
+    """Run the graph: each component in its own thread once its needs are met. Raises one
+    LabError with every failure."""
+    _check(graph)
+    done = {name: threading.Event() for c in graph for name in (c.name, *c.milestones)}
+    failed: set[str] = set()
+    site._milestones = done
+    lock = threading.Lock()
+
+    def run(component: Component) -> list[str]:
+        for need in component.needs:
+            done[need].wait()
+        with lock:
+            blocked = [n for n in component.needs if n in failed]
+        if blocked:
+            _fail(component)
+            return []
+        try:
+            return component.start(site)
+        except BaseException:
+            _fail(component)
+            raise
+        finally:
+            for name in (component.name, *component.milestones):
+                done[name].set()
+
+    def _fail(component: Component) -> None:
+        with lock:
+            failed.update(n for n in (component.name, *component.milestones)
+                          if not done[n].is_set())
+        for name in (component.name, *component.milestones):
+            done[name].set()
+
+    actions: list[str] = []
+    errors: list[str] = []
+    pool = ThreadPoolExecutor(max_workers=len(graph))
+    try:
+        for future in [pool.submit(run, c) for c in graph]:
+            try:
+                actions += future.result()
+            except LabError as exc:
+                errors.append(str(exc))
+    finally:
+        # On Ctrl-C, do not wait for the components: the caller tears the nodes down, which
+        # makes whatever they still wait for fail at once.
+        for event in done.values():
+            event.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        site._milestones = {}
+    if errors:
+        raise LabError("; ".join(errors))
+    return actions
+
+
+def _check(graph: Sequence[Component]) -> None:
+    known = {name for c in graph for name in (c.name, *c.milestones)}
+    for c in graph:
+        unknown = [n for n in c.needs if n not in known]
+        if unknown:
+            raise LabError(f"component {c.name} needs unknown {', '.join(unknown)}")
+    _topological(graph)
+
+
+def _topological(graph: Sequence[Component]) -> list[Component]:
+    """Components with everything they need before them; raises on a cycle."""
+    provider = {name: c.name for c in graph for name in (c.name, *c.milestones)}
+    by_name = {c.name: c for c in graph}
+    ordered: list[Component] = []
+    state: dict[str, str] = {}
+
+    def visit(name: str) -> None:
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "visiting":
+            raise LabError(f"components form a cycle through {name}")
+        state[name] = "visiting"
+        for need in by_name[name].needs:
+            visit(provider[need])
+        state[name] = "done"
+        ordered.append(by_name[name])
+
+    for c in graph:
+        visit(c.name)
+    return ordered
+
+
+def graceful_stop_order(running: Iterable[str],
+                        graph: Sequence[Component] | None = None) -> list[str]:
+    """The order to stop a node's running services for a planned restart: the components
+    that carry the VIPs first (keepalived gives the VIP away, then HAProxy), then every other
+    component after what needs it, each one's services in reverse start order; services of no
+    component last."""
+    graph = graph or components()
+    ordered = _topological(graph)
+    entries = [c for c in ordered if c.entry]
+    rest = [c for c in reversed(ordered) if not c.entry]
+    order = [s for c in [*entries, *rest] for s in reversed(c.services)]
+    present = list(running)
+    return [s for s in order if s in present] + [s for s in present if s not in order]

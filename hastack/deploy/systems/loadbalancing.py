@@ -1,0 +1,160 @@
+"""HAProxy and keepalived: starting them, who holds each VIP, where HAProxy sends writes.
+
+Stage 5 (deploy), one system. The one implementation of each of these observations, used by
+`up`, `status` and the chaos samplers alike:
+
+- `vip_holders`: VIP name -> the nodes that have its address (`NodeExec.addresses`).
+- `HAProxyAdmin`: the admin (stats) socket of one node's HAProxy — `show stat` and
+  `show table` — at the path the rendered haproxy.cfg declares.
+- `galera_writer`: the server HAProxy sends Galera writes to, from `show stat` and the
+  Galera stick table.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from hastack.deploy.base import NodeExec, wait_until
+from hastack.deploy.site import Site, running, start
+from hastack.deploy.systems import parallel
+from hastack.errors import LabError
+
+HAPROXY = "haproxy"
+KEEPALIVED = "keepalived"
+HAPROXY_CFG = "etc/haproxy/haproxy.cfg"
+GALERA_BACKEND = "galera"
+SINGLE_HOLDER_TIMEOUT_S = 10
+_STATS_SOCKET = re.compile(r"^\s*stats socket (\S+)", re.M)
+_STICK_SERVER = re.compile(r"server_key=(\S+)")
+
+
+def bring_up(site: Site) -> list[str]:
+    """HAProxy then keepalived on their nodes, until each VIP has exactly one holder."""
+    actions = []
+    for service in (HAPROXY, KEEPALIVED):
+        todo = [n for n in site.members(service) if not running(n, service)]
+        actions += parallel(lambda n, s=service: [start(n, s, site.steps)], todo)  # type: ignore[misc]
+    if site.plan.runs(KEEPALIVED):
+        with site.steps.timed("-", KEEPALIVED, "each VIP held by exactly one node"):
+            single = wait_until(lambda: _single_holders(site), SINGLE_HOLDER_TIMEOUT_S, 0.1)
+        if not single:
+            raise LabError(f"VIPs not held by exactly one node after "
+                           f"{SINGLE_HOLDER_TIMEOUT_S} s: {vip_holders(site)}")
+    return actions
+
+
+def vip_holders(site: Site) -> dict[str, list[str]]:
+    """VIP name -> the reachable nodes holding its address, sorted."""
+    by_address = {str(ip): name for name, ip in site.cloud.vips.items()}
+    held: dict[str, list[str]] = {name: [] for name in by_address.values()}
+    for node in list(site.nodes.values()):
+        for address in node.addresses() & set(by_address):
+            held[by_address[address]].append(node.name)
+    return {name: sorted(nodes) for name, nodes in held.items()}
+
+
+def _single_holders(site: Site) -> bool:
+    return all(len(h) == 1 for h in vip_holders(site).values())
+
+
+# --- HAProxy's admin socket ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServerState:
+    status: str           # UP, DOWN, MAINT, "UP 1/2" ...
+    backup: bool
+
+    @property
+    def up(self) -> bool:
+        return self.status.startswith("UP")
+
+
+@dataclass(frozen=True)
+class HAProxyView:
+    """Back-end states as one HAProxy sees them."""
+
+    seen_from: str | None
+    backends: Mapping[str, Mapping[str, ServerState]] = field(default_factory=dict)
+    galera_stuck_to: str | None = None
+
+    def galera_writer(self) -> str | None:
+        """The stick table's server while it is UP (no failback), else the first UP active
+        server, else the first UP backup (HAProxy uses one backup unless `allbackups`)."""
+        servers = self.backends.get(GALERA_BACKEND, {})
+        up = [name for name, s in servers.items() if s.up]
+        if self.galera_stuck_to in up:
+            return self.galera_stuck_to
+        active = [name for name in up if not servers[name].backup]
+        chosen = active or up
+        return chosen[0] if chosen else None
+
+    def to_json(self) -> dict[str, object]:
+        return {"seen_from": self.seen_from, "galera_stuck_to": self.galera_stuck_to,
+                "backends": {b: {s: {"status": st.status, "backup": st.backup}
+                                 for s, st in servers.items()}
+                             for b, servers in self.backends.items()}}
+
+
+class HAProxyAdmin:
+    """One node's HAProxy admin socket."""
+
+    def __init__(self, site: Site, node: NodeExec):
+        match = _STATS_SOCKET.search(site.rendered(node.name, HAPROXY_CFG) or "")
+        self.node = node
+        self.path = match.group(1) if match else None
+
+    def command(self, command: str) -> str:
+        if self.path is None:
+            return ""
+        return self.node.unix_request(self.path, command.encode() + b"\n").decode(
+            errors="replace")
+
+    def show_stat(self) -> list[dict[str, str]]:
+        text = self.command("show stat").lstrip("# ")
+        return list(csv.DictReader(io.StringIO(text))) if text else []
+
+    def stuck_server(self, table: str = GALERA_BACKEND) -> str | None:
+        found = _STICK_SERVER.search(self.command(f"show table {table}"))
+        return found.group(1) if found else None
+
+    def view(self) -> HAProxyView | None:
+        rows = self.show_stat()
+        if not rows:
+            return None
+        backends: dict[str, dict[str, ServerState]] = {}
+        for row in rows:
+            if row.get("svname") in ("FRONTEND", "BACKEND"):
+                continue
+            backends.setdefault(row["pxname"], {})[row["svname"]] = ServerState(
+                str(row.get("status", "")), row.get("bck") == "1")
+        return HAProxyView(self.node.name, backends, self.stuck_server())
+
+
+def haproxy_view(site: Site, holders: Mapping[str, Sequence[str]],
+                 vip: str = "internal") -> HAProxyView:
+    """Back ends as seen by the HAProxy that receives `vip`'s traffic (the holder's), else
+    by the first HAProxy that answers."""
+    first = list(holders.get(vip) or [])
+    for name in first + [n for n in site.plan.nodes_running(HAPROXY) if n not in first]:
+        node = site.nodes.get(name)
+        view = HAProxyAdmin(site, node).view() if node is not None else None
+        if view is not None:
+            return view
+    return HAProxyView(None)
+
+
+def galera_writer(site: Site, holders: Mapping[str, Sequence[str]] | None = None,
+                  vip: str = "internal") -> str | None:
+    """The Galera member the internal VIP's HAProxy sends writes to; None while the VIP has
+    not exactly one holder or HAProxy has no UP server."""
+    holders = holders if holders is not None else vip_holders(site)
+    current = list(holders.get(vip) or [])
+    if len(current) != 1 or current[0] not in site.nodes:
+        return None
+    view = HAProxyAdmin(site, site.nodes[current[0]]).view()
+    return view.galera_writer() if view else None

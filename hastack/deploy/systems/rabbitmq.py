@@ -1,0 +1,201 @@
+"""RabbitMQ: a seed, members with data together, strays joined; status and queues.
+
+Stage 5 (deploy), one system, written only against `NodeExec`. A new cluster starts one
+seed first (nodes booting together from empty data may form separate clusters); members with
+data (a cluster that stopped or crashed) start together, since each waits for its peers'
+tables; a member that is not in the cluster afterwards joins it explicitly.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from hastack.deploy.base import NodeExec, read_text
+from hastack.deploy.recovery import RabbitNode, RabbitPlan, parse_running_at_shutdown
+from hastack.deploy.site import Site, running, start
+from hastack.deploy.systems import parallel, wait_listening
+from hastack.errors import LabError
+
+PROCESS = "rabbitmq"
+SERVICE = "rabbitmq"
+HOME = "/var/lib/rabbitmq"
+COOKIE = f"{HOME}/.erlang.cookie"
+ENV_CONF = "etc/rabbitmq/rabbitmq-env.conf"
+START_TIMEOUT_S = 90
+AWAIT_ATTEMPTS = 20
+_NODENAME = re.compile(r"^\s*(?:RABBITMQ_)?NODENAME=['\"]?([^'\"\s]+)", re.M)
+
+
+def nodename(site: Site, node: str) -> str:
+    """The Erlang node name the rendered rabbitmq-env.conf gives `node`."""
+    match = _NODENAME.search(site.rendered(node, ENV_CONF) or "")
+    name = match.group(1) if match else "rabbit@$HOSTNAME"
+    return name.replace("${HOSTNAME}", node).replace("$HOSTNAME", node)
+
+
+def rabbitmqctl(node: NodeExec, args: Sequence[str], timeout: float = 60,
+                check: bool = True) -> str:
+    return node.run(["rabbitmqctl", *args], timeout=timeout, check=check).stdout
+
+
+def _json(node: NodeExec, args: Sequence[str], timeout: float = 30) -> Any:
+    out = node.run(["rabbitmqctl", args[0], "--formatter", "json", *args[1:]],
+                   timeout=timeout, check=False)
+    if out.returncode != 0:
+        return None
+    try:
+        return json.loads(out.stdout)
+    except ValueError:
+        return None
+
+
+def cluster_status(node: NodeExec) -> dict[str, Any] | None:
+    data = _json(node, ["cluster_status"])
+    return data if isinstance(data, dict) else None
+
+
+def has_data(site: Site, node: NodeExec) -> bool:
+    return node.exists(f"{HOME}/mnesia/{nodename(site, node.name)}")
+
+
+def wait_booted(node: NodeExec, site: Site) -> None:
+    wait_listening(node, SERVICE, site.plan.port(PROCESS, "amqp"), START_TIMEOUT_S)
+    # await_startup fails at once before the node registers with epmd: retry.
+    for _ in range(AWAIT_ATTEMPTS):
+        result = node.run(["rabbitmqctl", "await_startup", "--timeout", "60"], timeout=90,
+                          check=False)
+        if result.returncode == 0:
+            return
+    raise LabError(f"{node.name}: rabbitmqctl await_startup keeps failing")
+
+
+def own_cookie(node: NodeExec) -> None:
+    """The rendered cookie is 0400; rabbitmq must own its HOME and the cookie."""
+    node.chown(HOME, "rabbitmq")
+    if node.exists(COOKIE):
+        node.chown(COOKIE, "rabbitmq")
+
+
+def boot(node: NodeExec, site: Site) -> list[str]:
+    own_cookie(node)
+    action = start(node, SERVICE, site.steps)
+    with site.steps.timed(node.name, SERVICE, "booted (await_startup)"):
+        wait_booted(node, site)
+    return [action]
+
+
+def bring_up(site: Site) -> list[str]:
+    members = site.members(PROCESS)
+    if not members:
+        return []
+    for node in members:
+        own_cookie(node)
+    actions: list[str] = []
+    live = [m for m in members if running(m, SERVICE)]
+    if not live and not any(has_data(site, m) for m in members):
+        actions += boot(members[0], site)
+        live = [members[0]]
+    actions += parallel(lambda n: boot(n, site), [m for m in members if m not in live])
+    return actions + join_strays(site, live[0] if live else members[0])
+
+
+def join_strays(site: Site, seed: NodeExec) -> list[str]:
+    """Members that peer discovery did not cluster (or that came up alone) join `seed`."""
+    status = cluster_status(seed) or {}
+    clustered = set(status.get("running_nodes", []))
+    strays = [m for m in site.members(PROCESS) if nodename(site, m.name) not in clustered]
+    target = nodename(site, seed.name)
+
+    def join(node: NodeExec) -> list[str]:
+        with site.steps.timed(node.name, SERVICE, f"join_cluster {target}"):
+            for args in (["stop_app"], ["reset"], ["join_cluster", target], ["start_app"]):
+                rabbitmqctl(node, args)
+        return [f"{node.name}: joined RabbitMQ cluster"]
+
+    return parallel(join, strays)
+
+
+# --- recovery --------------------------------------------------------------------------------
+
+
+def evidence(site: Site, without: Sequence[str] = ()) -> list[RabbitNode]:
+    """Every planned member: running, has data, whom it saw running when it stopped."""
+    nodes = []
+    for name in site.plan.nodes_running(PROCESS):
+        node = site.nodes.get(name)
+        erlang_name = nodename(site, name)
+        if name in without or node is None:
+            nodes.append(RabbitNode(name, erlang_name, available=False))
+            continue
+        mnesia = f"{HOME}/mnesia/{erlang_name}"
+        text = read_text(node, f"{mnesia}/nodes_running_at_shutdown")
+        nodes.append(RabbitNode(
+            name, erlang_name, running=running(node, SERVICE), has_data=node.exists(mnesia),
+            running_at_shutdown=parse_running_at_shutdown(text) if text else ()))
+    return nodes
+
+
+def act_on_plan(site: Site, plan: RabbitPlan) -> list[str]:
+    """`hastack recover`'s RabbitMQ half: force_boot when the last to stop is gone, then
+    the planned groups, each started together."""
+    actions: list[str] = []
+    if plan.force_boot:
+        node = site.nodes[plan.force_boot]
+        with site.steps.timed(node.name, SERVICE, "force_boot (last to stop is gone)"):
+            rabbitmqctl(node, ["force_boot"])
+        actions.append(f"{node.name}: rabbitmqctl force_boot")
+    for group in (plan.first, plan.then):
+        todo = [site.nodes[n] for n in group if not running(site.nodes[n], SERVICE)]
+        actions += parallel(lambda n: boot(n, site), todo)
+    return actions
+
+
+# --- status ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RabbitView:
+    running: tuple[str, ...]                      # node names of running members
+    nodenames: tuple[str, ...]                    # their Erlang names
+    partitions: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"running": list(self.running), "nodenames": list(self.nodenames),
+                "partitions": self.partitions}
+
+
+def view(site: Site) -> RabbitView | None:
+    if not site.plan.nodes_running(PROCESS):
+        return None
+    members = [m for m in site.members(PROCESS) if running(m, SERVICE)]
+    with ThreadPoolExecutor(max_workers=len(members) or 1) as pool:
+        views = list(pool.map(cluster_status, members))
+    live: set[str] = set()
+    partitions: dict[str, Any] = {}
+    for member, seen in zip(members, views, strict=True):
+        if not seen:
+            continue
+        live.update(str(n) for n in seen.get("running_nodes", []))
+        if seen.get("partitions"):
+            partitions[member.name] = seen["partitions"]
+    names = {nodename(site, n): n for n in site.plan.nodes_running(PROCESS)}
+    return RabbitView(tuple(sorted(names.get(r, r) for r in live)), tuple(sorted(live)),
+                      partitions)
+
+
+def list_queues(site: Site, nodes: Sequence[str]) -> list[dict[str, Any]] | None:
+    """Every queue with its type, messages and leader, from the first member that answers."""
+    for name in nodes:
+        node = site.nodes.get(name)
+        if node is None or not running(node, SERVICE):
+            continue
+        rows = _json(node, ["list_queues", "name", "type", "messages", "leader", "members",
+                            "online"], timeout=60)
+        if isinstance(rows, list):
+            return rows
+    return None
