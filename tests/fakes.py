@@ -38,8 +38,13 @@ class FakeControl:
         self.calls.append(("thaw", name, *map(str, pids)))
         self.frozen.discard(name)
 
-    def partition(self, name: str, peers: Sequence[str] | None = None) -> None:
-        self.calls.append(("partition", name))
+    def partition(self, name: str, peers: Sequence[str] | None = None,
+                  direction: str = "both") -> None:
+        self.calls.append(("partition", name) if direction == "both"
+                          else ("partition", name, direction))
+
+    def blackhole(self, name: str, process: str) -> None:
+        self.calls.append(("blackhole", name, process))
 
     def heal_partition(self, name: str) -> None:
         self.calls.append(("heal", name))

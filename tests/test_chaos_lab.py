@@ -9,9 +9,12 @@ its own name and subnet, in a private state root, so it never meets another test
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -97,6 +100,63 @@ def test_galera_writer_crash(chaos_lab: tuple[Cloud, str], tmp_path: Path) -> No
     data = _play(chaos_lab, "galera-writer-crash", tmp_path)
     _assert_measured_and_safe(data)
     assert any(t["what"] == "writer" for t in data["transitions"])
+
+
+# Runs in the client node: TCP connects every 20 ms to each HOST:PORT for SECONDS, one JSON
+# line per attempt with what the client saw.
+CONNECT_PROBE = """
+import errno, json, socket, sys, time
+targets = [(h, int(p)) for h, p in (a.rsplit(":", 1) for a in sys.argv[2:])]
+end = time.time() + float(sys.argv[1])
+while time.time() < end:
+    for host, port in targets:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(0.3)
+        t = time.time()
+        try:
+            s.connect((host, port))
+            seen = "ok"
+        except socket.timeout:
+            seen = "timeout"
+        except ConnectionRefusedError:
+            seen = "refused"
+        except OSError as e:
+            seen = errno.errorcode.get(e.errno, str(e.errno))
+        finally:
+            s.close()
+        print(json.dumps({"t": t, "target": f"{host}:{port}", "seen": seen}), flush=True)
+    time.sleep(0.02)
+"""
+
+
+def test_a_crashed_node_is_silent_like_a_powered_off_machine(
+        chaos_lab: tuple[Cloud, str]) -> None:
+    """Clients of a crashed node see timeouts (or no route), never a refused connection:
+    the dying node's link is cut in the same instant as the kill, so it sends no RST."""
+    cloud, cloud_file = chaos_lab
+    control = LabControl(cloud, cloud_file)
+    holder = control.vip_holders()["internal"][0]
+    targets = [f"{cloud.node(holder).ip}:3306", f"{cloud.vips.internal}:3306"]
+    probe = subprocess.Popen(control.client_argv([sys.executable, "-c", CONNECT_PROBE, "4",
+                                                  *targets]),
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)
+        crashed_at = time.time()
+        control.crash_node(holder)
+        out, _ = probe.communicate(timeout=30)
+    finally:
+        if probe.poll() is None:
+            probe.kill()
+            probe.wait()
+        control.restore()
+    seen = [json.loads(line) for line in out.splitlines()]
+    before = [s for s in seen if s["t"] < crashed_at - 0.05]
+    after = [s for s in seen if s["t"] >= crashed_at]
+    assert before and all(s["seen"] == "ok" for s in before), before
+    assert not [s for s in after if s["seen"] == "refused"], after
+    assert any(s["seen"] != "ok" for s in after if s["target"] == targets[0]), after
+    assert control.wait_healthy(180).healthy
 
 
 def test_down_leaves_nothing(chaos_lab: tuple[Cloud, str]) -> None:

@@ -7,13 +7,14 @@ import threading
 import pytest
 
 from hastack.chaos import ChaosError
-from hastack.chaos.actions import VERBS, NodeRestart, make_action
+from hastack.chaos.actions import SERVICE_VERBS, VERBS, NodeRestart, make_action
 from hastack.chaos.faults import run_fault
 from hastack.chaos.measure import fault_windows
 from hastack.chaos.scenarios import SCENARIOS, demo_suite, rolling_targets, scenario
 from hastack.chaos.targets import LabView, resolve
 from hastack.chaos.timeline import TimelineWriter, read_events
-from hastack.deploy.lab.power import NFT_TABLE, nft_partition_script
+from hastack.deploy.lab.power import NFT_TABLE, nft_blackhole_script, nft_partition_script
+from hastack.errors import LabError
 from tests.fakes import FakeControl
 
 NODES = ("ctl1", "ctl2", "ctl3")
@@ -76,7 +77,7 @@ def test_scenario_table_is_consistent() -> None:
         assert required in names
     for s in SCENARIOS:
         assert s.verb in VERBS, s.name
-        assert (s.process is not None) == (s.verb in ("kill", "stop")), s.name
+        assert (s.process is not None) == (s.verb in SERVICE_VERBS), s.name
         assert s.hold_s >= 0 and s.recovery_timeout_s > 0
         assert s.expectations.max_lost_writes == 0 and s.expectations.max_lost_messages == 0
     # The targets are the limits of the scenarios that measure them.
@@ -101,6 +102,8 @@ def test_unknown_scenario_names_the_known_ones() -> None:
     ("crash", None, ("crash", "ctl2"), ("restore",)),
     ("freeze", None, ("freeze", "ctl2"), ("thaw", "ctl2", "101", "102")),
     ("partition", None, ("partition", "ctl2"), ("heal", "ctl2")),
+    ("partition-oneway", None, ("partition", "ctl2", "out"), ("heal", "ctl2")),
+    ("blackhole", "memcached", ("blackhole", "ctl2", "memcached"), ("heal", "ctl2")),
     ("isolate", None, ("unplug", "ctl2"), ("plug", "ctl2")),
     ("kill", "mariadb-galera", ("kill", "ctl2", "mariadb"), ("start", "ctl2", "mariadb")),
     ("stop", "memcached", ("stop", "ctl2", "memcached"), ("start", "ctl2", "memcached")),
@@ -114,7 +117,7 @@ def test_each_verb_is_injected_then_reverted_and_timed(
         run_fault(writer, action, 0.01)
     assert fake.calls == [inject, revert]
     windows = fault_windows(read_events(tmp_path / "f.jsonl"))
-    assert len(windows) == 1 and windows[0].verb == inject[0] and windows[0].end is not None
+    assert len(windows) == 1 and windows[0].verb == action.verb and windows[0].end is not None
     assert windows[0].end >= windows[0].start
 
 
@@ -151,6 +154,20 @@ def test_partition_script_drops_both_ways_in_one_table() -> None:
     assert f"table inet {NFT_TABLE}" in script
     assert "ip saddr { 198.18.0.12, 198.18.0.13 } drop" in script
     assert "ip daddr { 198.18.0.12, 198.18.0.13 } drop" in script
+
+
+def test_one_way_partition_drops_only_what_the_node_sends() -> None:
+    script = nft_partition_script(["198.18.0.12"], "out")
+    assert "hook output" in script and "ip daddr { 198.18.0.12 } drop" in script
+    assert "hook input" not in script and "saddr" not in script
+    with pytest.raises(LabError, match="both, in or out"):
+        nft_partition_script(["198.18.0.12"], "sideways")
+
+
+def test_blackhole_drops_packets_to_the_port_instead_of_refusing() -> None:
+    script = nft_blackhole_script(11211)
+    assert f"table inet {NFT_TABLE}" in script and "tcp dport 11211 drop" in script
+    assert "reject" not in script
 
 
 def test_power_loss_verbs_cut_every_node_then_recover(tmp_path) -> None:

@@ -100,19 +100,29 @@ def test_rendering_is_deterministic() -> None:
 def test_galera_has_one_writer_and_never_fails_back(demo_files: list[RenderedFile]) -> None:
     galera = sections(str(demo_files[0].content))["listen galera"]
     assert "mode tcp" in galera
-    assert f"stick-table type ip size {haproxy.MAXCONN + 1} nopurge" in galera
+    assert f"stick-table type ip size {haproxy.MAXCONN + 1} nopurge peers hastack" in galera
     assert "stick on dst" in galera
-    assert "option httpchk GET /" in galera
-    rows = servers(galera)
-    writers = [row for row in rows if "backup" not in row]
-    assert [row[1] for row in writers] == ["ctl1"]
-    assert len(rows) == 3
-    for row in rows:
-        line = " ".join(row)
-        assert "check port 9200" in line
-        assert "on-marked-down shutdown-sessions" in line
-    # DB connections are pooled for long: longer idle timeouts than the API defaults
-    assert "timeout client 90m" in galera and "timeout server 90m" in galera
+
+
+def test_load_balancers_share_the_galera_stick_table(demo_files: list[RenderedFile]) -> None:
+    """Every HAProxy names itself and all its peers: a VIP that moves keeps the writer."""
+    plan = example_plan("demo")
+    port = plan.port("haproxy", "peers")
+    expected = [f"peer {n} {plan.cloud.node(n).ip}:{port}" for n in plan.nodes_running("haproxy")]
+    for f in demo_files:
+        parsed = sections(str(f.content))
+        assert parsed["peers hastack"] == expected
+        assert f"localpeer {f.node}" in parsed["global"]
+
+
+def test_a_single_load_balancer_has_no_peers() -> None:
+    split = (Path(__file__).resolve().parent.parent / "hastack" / "examples"
+             / "split-roles.yaml").read_text()
+    one = plan_from_text(split.replace("  - {name: lb2, address: 198.18.2.6, roles: "
+                                       "[loadbalancer]}\n", ""))
+    assert one.nodes_running("haproxy") == ("lb1",)
+    content = str(render(one)[0].content)
+    assert "peers" not in content and "localpeer" not in content
 
 
 def test_galera_writer_follows_the_plan_on_split_roles() -> None:
@@ -248,8 +258,11 @@ class GaleraLab:
         galera = galera.replace("198.18.0.", "198.18.250.")
         self.nodes = {m[0]: m[1] for m in re.findall(r"server (\S+) ([\d.]+):3306", galera)}
         self.vip = re.findall(r"bind ([\d.]+):3306", galera)[0]
-        config = (f"global\n    stats socket {self.socket} mode 600 level admin\n\n"
-                  f"{parsed['defaults']}\n{galera}")
+        # The stick table is shared with the other load balancers: this HAProxy is ctl1 among
+        # its peers (the others are not there; it keeps the table alone).
+        peers = parsed["peers hastack"].replace("198.18.0.", "198.18.250.")
+        config = (f"global\n    stats socket {self.socket} mode 600 level admin\n"
+                  f"    localpeer ctl1\n\n{parsed['defaults']}\n{peers}\n{galera}")
         (tmp_path / "haproxy.cfg").write_text(config)
         (tmp_path / "fake_galera.py").write_text(FAKE_GALERA)
 

@@ -51,8 +51,10 @@ class Control(Protocol):
     def restore(self) -> list[str]: ...
     def freeze_node(self, name: str) -> list[int]: ...
     def thaw_node(self, name: str, pids: Sequence[int] = ()) -> None: ...
-    def partition(self, name: str, peers: Sequence[str] | None = None) -> None: ...
+    def partition(self, name: str, peers: Sequence[str] | None = None,
+                  direction: str = "both") -> None: ...
     def heal_partition(self, name: str) -> None: ...
+    def blackhole(self, name: str, process: str) -> None: ...
     def unplug(self, name: str) -> None: ...
     def plug(self, name: str) -> None: ...
     # service verbs
@@ -121,6 +123,49 @@ class NodePartition:
 
     def inject(self) -> None:
         self.control.partition(self.node)
+
+    def revert(self) -> None:
+        self.control.heal_partition(self.node)
+
+
+@dataclass
+class NodeOneWayPartition:
+    """Only the node's packets to its peers are lost: they stop hearing it, it still hears
+    them (a half-broken link, a one-way firewall rule)."""
+
+    control: Control
+    node: str
+    verb: str = "partition-oneway"
+    reverse: str = "heal"
+
+    @property
+    def target(self) -> str:
+        return self.node
+
+    def inject(self) -> None:
+        self.control.partition(self.node, direction="out")
+
+    def revert(self) -> None:
+        self.control.heal_partition(self.node)
+
+
+@dataclass
+class ServiceBlackhole:
+    """Every packet to a process's port on the node is dropped, not refused: its clients
+    see a server that hangs, and must time out by themselves."""
+
+    control: Control
+    node: str
+    process: str
+    verb: str = "blackhole"
+    reverse: str = "heal"
+
+    @property
+    def target(self) -> str:
+        return f"{self.node}:{self.process}"
+
+    def inject(self) -> None:
+        self.control.blackhole(self.node, self.process)
 
     def revert(self) -> None:
         self.control.heal_partition(self.node)
@@ -262,10 +307,11 @@ class StaleNodeTrap:
 
 VERBS: dict[str, type[Any]] = {
     "crash": NodeCrash, "freeze": NodeFreeze, "partition": NodePartition,
+    "partition-oneway": NodeOneWayPartition, "blackhole": ServiceBlackhole,
     "isolate": NodeUnplug, "kill": ServiceKill, "stop": ServiceStop, "restart": NodeRestart,
     "power-loss": PowerLoss, "stale-node-trap": StaleNodeTrap,
 }
-SERVICE_VERBS = ("kill", "stop")
+SERVICE_VERBS = ("kill", "stop", "blackhole")
 
 
 def make_action(verb: str, control: Control, node: str, process: str | None = None) -> Any:

@@ -104,6 +104,16 @@ SCENARIOS: tuple[Scenario, ...] = (
              hold_s=10.0, demo=True,
              notes=("keepalived has no quorum: a partitioned node claims the VIP too "
                     "(linter rule vrrp-split-brain); the run reports for how long",)),
+    Scenario("vip-holder-oneway-partition", "the VIP holder's packets to its peers are lost "
+             "for 10 s; it still hears them", "partition-oneway", "vip-holder", _expect(),
+             hold_s=10.0,
+             notes=("an asymmetric partition: the peers stop hearing the holder's VRRP "
+                    "adverts and elect a master while the holder, hearing a lower priority, "
+                    "keeps the VIP; the run reports for how long both hold it",)),
+    Scenario("memcached-blackhole", "memcached on one node black-holed for 10 s: packets "
+             "dropped, not refused", "blackhole", "memcached-any",
+             _expect(cache=3.0, sql=0.5, api=1.0, amqp=0.5), process="memcached",
+             hold_s=10.0),
     Scenario("vip-holder-isolate", "the VIP holder's link goes down for 5 s",
              "isolate", "vip-holder", _expect(api=1.0, sql=6.0, amqp=10.0, cache=3.0),
              hold_s=5.0),

@@ -39,6 +39,10 @@ DB_IDLE_TIMEOUT_S = 90 * 60
 # first writer forever, and HAProxy failed back to it as soon as it was UP again.
 GALERA_STICK_TABLE_SIZE = MAXCONN + 1
 
+# The load balancers' shared stick tables: a VIP that moves finds the same Galera writer on
+# its new holder (an empty table would pick the first UP server, maybe a second writer).
+PEERS = "hastack"
+
 # An HTTP check passes on any 2xx or 3xx (OpenStack API roots answer 300 Multiple Choices).
 HTTP_CHECK_EXPECT = "200-399"
 
@@ -72,15 +76,26 @@ def secrets_needed(plan: Plan) -> list[SecretSpec]:
 def render(ctx: RenderContext) -> list[RenderedFile]:
     listeners = [listener for f in ctx.plan.frontends if (listener := _listener(ctx, f))]
     files = []
-    for node in ctx.plan.nodes_running("haproxy"):
+    nodes = ctx.plan.nodes_running("haproxy")
+    for node in nodes:
         content = render_template(
             SYSTEM, "haproxy.cfg.j2",
             cloud=ctx.plan.cloud.name, node=node, budget=ctx.budget,
             pidfile=PIDFILE, stats_socket=STATS_SOCKET, maxconn=MAXCONN,
             timeouts=_timeouts(ctx.budget), listeners=listeners,
+            peers=_peers(ctx, nodes), peers_name=PEERS,
         )
         files.append(RenderedFile(node=node, path=CONFIG_PATH, content=content, system=SYSTEM))
     return files
+
+
+def _peers(ctx: RenderContext, nodes: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(name, address:port) of every load balancer, when there is more than one to share
+    stick tables with."""
+    if len(nodes) < 2:
+        return []
+    port = ctx.plan.port(SYSTEM, "peers")
+    return [(node, f"{ctx.address(node)}:{port}") for node in nodes]
 
 
 def _timeouts(budget: Budget) -> dict[str, str]:
@@ -141,7 +156,8 @@ def galera_single_writer_listener(ctx: RenderContext, frontend: Frontend,
         "option tcpka",
         f"timeout client {_duration(DB_IDLE_TIMEOUT_S)}",
         f"timeout server {_duration(DB_IDLE_TIMEOUT_S)}",
-        f"stick-table type ip size {GALERA_STICK_TABLE_SIZE} nopurge",
+        f"stick-table type ip size {GALERA_STICK_TABLE_SIZE} nopurge"
+        + (f" peers {PEERS}" if len(ctx.plan.nodes_running(SYSTEM)) > 1 else ""),
         "stick on dst",
     )
     servers = tuple(

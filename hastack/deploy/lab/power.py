@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shlex
 import signal
 import sys
 import time
@@ -96,14 +97,27 @@ def _process_state(pid: int) -> str:
     return stat[stat.rindex(")") + 2]
 
 
-def nft_partition_script(peers: Sequence[str]) -> str:
-    """Drop everything to and from `peers`, both ways, in one table of our own."""
+def nft_partition_script(peers: Sequence[str], direction: str = "both") -> str:
+    """Drop everything to and from `peers` in one table of our own: both ways, or only what
+    the node sends them (`out`: it still hears them) or only what they send it (`in`)."""
+    if direction not in ("both", "in", "out"):
+        raise LabError(f"partition direction {direction!r}: both, in or out")
     addresses = ", ".join(peers)
+    chains = []
+    if direction in ("both", "in"):
+        chains.append(f"  chain input {{ type filter hook input priority -300; policy accept;\n"
+                      f"    ip saddr {{ {addresses} }} drop\n  }}\n")
+    if direction in ("both", "out"):
+        chains.append(f"  chain output {{ type filter hook output priority -300; "
+                      f"policy accept;\n    ip daddr {{ {addresses} }} drop\n  }}\n")
+    return f"table inet {NFT_TABLE} {{\n{''.join(chains)}}}\n"
+
+
+def nft_blackhole_script(port: int) -> str:
+    """Drop (not refuse) every TCP packet to `port`: a server that hangs, or a lost route."""
     return (f"table inet {NFT_TABLE} {{\n"
             f"  chain input {{ type filter hook input priority -300; policy accept;\n"
-            f"    ip saddr {{ {addresses} }} drop\n  }}\n"
-            f"  chain output {{ type filter hook output priority -300; policy accept;\n"
-            f"    ip daddr {{ {addresses} }} drop\n  }}\n"
+            f"    tcp dport {port} drop\n  }}\n"
             f"}}\n")
 
 
@@ -191,11 +205,15 @@ class LabControl:
     # -- node verbs ---------------------------------------------------------------------------
 
     def crash_node(self, name: str) -> None:
-        """Power cut: SIGKILL of the node's first process kills its whole PID namespace; the
-        network namespace and its veth (and any VIP on it) vanish with it."""
+        """Power cut. The node's cable goes first, in the same instant, so a dying node never
+        answers (a powered-off machine sends no RST, no FIN, no ARP reply); then SIGKILL of
+        its first process kills its whole PID namespace, and the network namespace and its
+        veth (and any VIP on it) vanish with it."""
         record = self.lab.record.nodes.get(name)
-        if record is None or record.init is None or not kill(record.init):
+        if record is None or record.init is None or not record.init.alive():
             raise LabError(f"node {name} is not running: nothing to crash")
+        network.set_link(self.lab.addresses[name], up=False)
+        kill(record.init)
         if wait_gone([record.init], timeout=10):
             raise LabError(f"node {name} survived SIGKILL of its first process")
         self.lab.nodes.pop(name, None)
@@ -214,33 +232,52 @@ class LabControl:
         return actions + self.ensure_standin_api()
 
     def freeze_node(self, name: str) -> list[int]:
-        """SIGSTOP every process of the node's PID namespace (found through /proc)."""
-        pids = namespace_members(self.node(name).pid)
+        """A hung machine: its cable is silent (a frozen kernel answers no ARP and no SYN,
+        though the lab's shared kernel would), and every process of its PID namespace gets
+        SIGSTOP (found through /proc)."""
+        node = self.node(name)
+        network.set_link(self.lab.addresses[name], up=False)
+        pids = namespace_members(node.pid)
         signal_all(pids, signal.SIGSTOP)
         return pids
 
     def thaw_node(self, name: str, pids: Sequence[int] = ()) -> None:
-        """SIGCONT what was stopped, and anything else of that namespace (a missed child)."""
+        """SIGCONT what was stopped, and anything else of that namespace (a missed child);
+        then the machine speaks again."""
         node = self.lab.nodes.get(name)
         current = namespace_members(node.pid) if node else []
         signal_all(sorted({*pids, *current}), signal.SIGCONT)
+        if node is not None:
+            network.set_link(self.lab.addresses[name], up=True)
 
     def peers_of(self, name: str) -> list[str]:
         return [str(n.ip) for n in self.cloud.nodes if n.name != name]
 
-    def partition(self, name: str, peers: Sequence[str] | None = None) -> None:
-        """Cut the node from its peers both ways (nftables in the node); the client still
-        reaches it, as a client on the node's side of a split would."""
+    def partition(self, name: str, peers: Sequence[str] | None = None,
+                  direction: str = "both") -> None:
+        """Cut the node from its peers (nftables in the node): both ways, or one way (`out`:
+        they stop hearing it, it still hears them); the client still reaches it, as a
+        client on the node's side of a split would."""
         peers = list(peers if peers is not None else self.peers_of(name))
         if not peers:
             raise LabError(f"node {name} has no peers to be partitioned from")
         self.heal_partition(name)      # idempotent: never two tables
-        self.node(name).run(["nft", "-f", "-"], input=nft_partition_script(peers))
+        self.node(name).run(["nft", "-f", "-"], input=nft_partition_script(peers, direction))
 
     def heal_partition(self, name: str) -> None:
+        """Remove the node's fault table (a partition or a black hole)."""
         node = self.lab.nodes.get(name)
         if node is not None:
             node.run(["nft", "delete", "table", "inet", NFT_TABLE], check=False)
+
+    def blackhole(self, name: str, process: str) -> None:
+        """Packets to the process's port on the node are dropped, not refused: its clients
+        wait for their own timeouts, as with a hung server."""
+        if name not in self.plan.nodes_running(process):
+            raise LabError(f"{name} does not run {process}: nothing to black-hole")
+        self.heal_partition(name)
+        self.node(name).run(["nft", "-f", "-"],
+                            input=nft_blackhole_script(self.plan.port(process)))
 
     def unplug(self, name: str) -> None:
         """Pull the node's cable: its host-side veth goes down (the node sees NO-CARRIER)."""
@@ -323,7 +360,7 @@ class LabControl:
         for name in self.members("keystone"):
             node = self.node(name)
             program = Program(STANDIN_PROGRAM,
-                              f"{sys.executable} -m {STANDIN_MODULE} --bind "
+                              f"{shlex.quote(sys.executable)} -m {STANDIN_MODULE} --bind "
                               f"{node.address.ip} --port {port} --hostname {name}",
                               autorestart="true", startsecs=1)
             if STANDIN_PROGRAM not in node.services.states():

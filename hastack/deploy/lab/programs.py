@@ -8,6 +8,7 @@ such in the summary) — never faked.
 from __future__ import annotations
 
 import importlib.util
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,12 +34,14 @@ class LabProcess:
 
 
 def _python() -> str:
-    return sys.executable
+    """This interpreter, quoted for supervisord's command line (a clone may lie at a path
+    with spaces)."""
+    return shlex.quote(sys.executable)
 
 
 def _venv_bin(program: str) -> str:
-    """A console script installed next to this interpreter (the project's venv)."""
-    return str(Path(sys.executable).parent / program)
+    """A console script installed next to this interpreter (the project's venv), quoted."""
+    return shlex.quote(str(Path(sys.executable).parent / program))
 
 
 LAB_PROCESSES: tuple[LabProcess, ...] = (
