@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -157,6 +158,53 @@ def test_a_crashed_node_is_silent_like_a_powered_off_machine(
     assert not [s for s in after if s["seen"] == "refused"], after
     assert any(s["seen"] != "ok" for s in after if s["target"] == targets[0]), after
     assert control.wait_healthy(180).healthy
+
+
+def test_a_rogue_vrrp_speaker_on_the_segment_cannot_take_a_vip(
+        chaos_lab: tuple[Cloud, str]) -> None:
+    """A host on the lab bridge (the client node) runs keepalived for the internal VIP's
+    VRID with the highest priority. VRRPv3 has no authentication; the nodes accept VRRP
+    only from their peers (nftables), so the holder keeps the VIP and no node yields."""
+    cloud, cloud_file = chaos_lab
+    control = LabControl(cloud, cloud_file)
+    holder = control.vip_holders()["internal"]
+    assert len(holder) == 1
+    conf = control.lab.rendered(holder[0], "etc/keepalived/keepalived.conf") or ""
+    vrid = re.search(r"vrrp_instance \S+-internal \{.*?virtual_router_id (\d+)", conf, re.S)
+    assert vrid, conf
+    client = control.node("client")
+    peers = "".join(f"    {n.ip}\n" for n in cloud.nodes)
+    rogue = (f"global_defs {{\n  router_id rogue\n  vrrp_version 3\n}}\n"
+             f"vrrp_instance rogue {{\n  state MASTER\n  interface eth0\n"
+             f"  virtual_router_id {vrid.group(1)}\n  priority 254\n  advert_int 0.2\n"
+             f"  unicast_src_ip {client.address.ip}\n"
+             f"  unicast_peer {{\n{peers}  }}\n"
+             f"  virtual_ipaddress {{\n    {cloud.vips.internal}/24 dev eth0\n  }}\n}}\n")
+    client.write("/run/rogue-keepalived.conf", rogue.encode(), 0o600)
+    speaker = subprocess.Popen(client.argv([
+        "keepalived", "--dont-fork", "--log-console", "--use-file",
+        "/run/rogue-keepalived.conf", "--pid", "/run/rogue.pid", "--vrrp_pid",
+        "/run/rogue-vrrp.pid", "--checkers_pid", "/run/rogue-checkers.pid"]),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seen, rogue_spoke = [], False
+    try:
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            seen.append(control.vip_holders()["internal"])
+            rogue_spoke |= str(cloud.vips.internal) in client.addresses()
+            time.sleep(0.1)
+    finally:
+        pid = (client.read("/run/rogue.pid") or b"").decode().strip()
+        if pid:
+            client.run(["kill", "-TERM", pid], check=False)
+        try:
+            speaker.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            speaker.kill()
+            speaker.wait()
+    assert rogue_spoke, "the rogue speaker never became master: the test proved nothing"
+    assert all(h == holder for h in seen), seen
+    assert control.wait_healthy(60).healthy
 
 
 def test_down_leaves_nothing(chaos_lab: tuple[Cloud, str]) -> None:

@@ -399,6 +399,11 @@ def test_amqp_publishes_confirms_and_drains_a_quorum_queue(tmp_path: Path) -> No
         with contextlib.suppress(ProcessLookupError):
             os.killpg(broker.pid, signal.SIGKILL)
         broker.wait(timeout=10)
+        # The namespace's init is gone; the kernel kills the rest of the namespace after it,
+        # which takes a moment: give it 5 s, then nothing of the broker may be left.
+        deadline = time.monotonic() + 5
+        while processes_with_env(f"HOME={base}") and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert processes_with_env(f"HOME={base}") == [], "a broker process outlived its test"
         shutil.rmtree(base, ignore_errors=True)
 

@@ -29,10 +29,15 @@ def demo_with(settings: str = "", name: str = "demo") -> Plan:
                                        "  monitoring: {enabled: true}\n" + settings))
 
 
-def render(plan: Plan) -> list[RenderedFile]:
+def render_all(plan: Plan) -> list[RenderedFile]:
     """Only this renderer, so other systems' renderers cannot break these tests."""
     secrets = complete({}, keepalived.secrets_needed(plan))
     return keepalived.render(RenderContext(plan, make_budget(plan.cloud), secrets))
+
+
+def render(plan: Plan) -> list[RenderedFile]:
+    """Every node's keepalived.conf."""
+    return [f for f in render_all(plan) if f.path == keepalived.CONFIG_PATH]
 
 
 @dataclass
@@ -256,7 +261,7 @@ def test_whole_second_budget_uses_vrrp2_with_the_generated_password() -> None:
     assert spec.kind == "vrrp"
     secrets = complete({}, [spec])
     files = keepalived.render(RenderContext(plan, make_budget(plan.cloud), secrets))
-    for f in files:
+    for f in (f for f in files if f.path == keepalived.CONFIG_PATH):
         assert parse(str(f.content)).one("global_defs").value("vrrp_version") == "2"
         for instance in instances(f).values():
             auth = instance.one("authentication")
@@ -278,3 +283,42 @@ def test_haproxy_death_releases_the_vip_within_the_budget() -> None:
             assert [b.words[0] for b in instance.one("track_script").children] == [
                 script.words[1]
             ]
+
+
+def test_vrrp_is_accepted_only_from_the_peers_of_each_node() -> None:
+    plan = example_plan("demo")
+    ctx = RenderContext(plan, make_budget(plan.cloud),
+                        complete({}, keepalived.secrets_needed(plan)))
+    for node in plan.nodes_running("keepalived"):
+        text = keepalived.vrrp_filter(ctx, node)
+        peers = [str(n.ip) for n in plan.cloud.nodes if n.name != node]
+        assert f"ip saddr {{ {', '.join(peers)} }} accept" in text
+        assert str(plan.cloud.node(node).ip) not in text.split("accept")[0].split("{ ")[-1]
+        assert "ip protocol vrrp jump vrrp" in text and text.rstrip().endswith("}")
+
+
+@pytest.mark.validator
+@pytest.mark.parametrize("name", [n for n in EXAMPLE_NAMES
+                                  if example_plan(n).runs("keepalived")])
+def test_nft_accepts_the_rendered_vrrp_filter_and_rejects_a_broken_one(
+        name: str, tmp_path: Path) -> None:
+    nft, unshare = require_program("nft"), require_program("unshare")
+    if os.geteuid() != 0:
+        pytest.skip("nft -c needs root (a private network namespace)")
+    plan = example_plan(name)
+    files = [f for f in render_all(plan) if f.path == keepalived.VRRP_FILTER]
+    assert len(files) == len(plan.nodes_running("keepalived"))
+    for f in files:
+        path = tmp_path / f"{f.node}.nft"
+        path.write_text(str(f.content))
+        # Twice into one namespace: the file replaces its own table.
+        script = f'"$0" -f "$1" && "$0" -f "$1" && "$0" list table inet {keepalived.VRRP_TABLE}'
+        done = subprocess.run([unshare, "--net", "sh", "-c", script, nft, str(path)],
+                              capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.count("ip protocol vrrp jump vrrp") == 1, done.stdout
+    broken = tmp_path / "broken.nft"
+    broken.write_text(str(files[0].content).replace("drop\n", "dropp\n"))
+    rejected = subprocess.run([unshare, "--net", nft, "-c", "-f", str(broken)],
+                              capture_output=True, text=True, timeout=30)
+    assert rejected.returncode != 0 and "dropp" in rejected.stderr

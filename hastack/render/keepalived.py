@@ -12,6 +12,10 @@ whole seconds ("VRRPv2 advertisement interval 0.2s must be an integer"). So a bu
 advert interval is a whole number of seconds gets VRRPv2 with PASS authentication, and a faster
 budget (the default: 0.2 s) gets VRRPv3 without it; the VIP then moves in well under a second.
 
+VRRPv3 has no authentication, and VRRPv2's PASS is a cleartext password: any host on the
+segment could win an election. So every node also gets an nftables table (`VRRP_FILTER`) that
+accepts VRRP only from the other candidates of its VIPs.
+
 Why `vrrp_script` and not `vrrp_track_process`: track_process listens to the kernel's process
 events connector, which exists only in the initial network namespace (a NETLINK_CONNECTOR
 socket in any other netns gets ECONNREFUSED, keepalived issue #1469); in a lab node or a
@@ -32,6 +36,10 @@ from hastack.render.templating import render_template
 
 SYSTEM = "keepalived"
 CONFIG_PATH = "etc/keepalived/keepalived.conf"
+# nftables: VRRP accepted from the node's peers only. Loaded with `nft -f` (the file flushes
+# its own table first, so loading it again replaces the rules).
+VRRP_FILTER = "etc/nftables.d/hastack-vrrp.nft"
+VRRP_TABLE = "hastack_vrrp"
 VRRP_SECRET = "keepalived_vrrp_auth"
 
 # Highest priority goes to the first candidate; 254 is the highest a non-owner may use, and
@@ -102,7 +110,30 @@ def render(ctx: RenderContext) -> list[RenderedFile]:
         # 0600: with VRRPv2 the file holds the authentication password.
         files.append(RenderedFile(node=node, path=CONFIG_PATH, content=content, system=SYSTEM,
                                   mode=0o600))
+        files.append(RenderedFile(node=node, path=VRRP_FILTER, system=SYSTEM,
+                                  content=vrrp_filter(ctx, node)))
     return files
+
+
+def vrrp_filter(ctx: RenderContext, node: str) -> str:
+    """An nftables table that drops VRRP (IP protocol 112) from anyone but the node's peers:
+    the other candidates of the VIPs it may hold."""
+    peers = sorted({ctx.address(n) for vip in ctx.plan.vips if node in vip.candidates
+                    for n in vip.candidates if n != node})
+    allowed = f"ip saddr {{ {', '.join(peers)} }} accept\n    " if peers else ""
+    return (f"# VRRP of cloud {ctx.plan.cloud.name} on {node}: only from its peers (VRRPv3 has\n"
+            f"# no authentication). Rendered by hastack: do not edit.\n"
+            f"table inet {VRRP_TABLE} {{}}\n"
+            f"flush table inet {VRRP_TABLE}\n"
+            f"table inet {VRRP_TABLE} {{\n"
+            f"  chain input {{\n"
+            f"    type filter hook input priority 0; policy accept;\n"
+            f"    ip protocol vrrp jump vrrp\n"
+            f"  }}\n"
+            f"  chain vrrp {{\n"
+            f"    {allowed}drop\n"
+            f"  }}\n"
+            f"}}\n")
 
 
 def virtual_router_ids(cloud: str, vips: list[str]) -> dict[str, int]:

@@ -36,10 +36,12 @@ from hastack.deploy.site import Site
 from hastack.errors import LabError
 from hastack.model.cloud import Cloud, Sizing
 from hastack.plan import Plan, make_plan
-from hastack.render import RenderedFile, render_cloud, secret_specs
+from hastack.render import RenderedFile, keepalived, render_cloud, secret_specs
 from hastack.render.secrets import complete
 
 SYSCTL_FILE = "etc/sysctl.d/60-hastack.conf"
+# Rendered nftables tables, loaded into a node's kernel when new or changed.
+NFTABLES_FILES = (keepalived.VRRP_FILTER,)
 
 
 class Lab:
@@ -180,6 +182,9 @@ class Lab:
                 data = f.content.encode() if isinstance(f.content, str) else f.content
                 if node.write(f.path, data, f.mode, f.owner):
                     paths.append(f.path)
+            for path in NFTABLES_FILES:
+                if self.rendered(name, path) is not None and (path in paths or name in new):
+                    node.run(["nft", "-f", f"/{path}"])
             sysctl = self.rendered(name, SYSCTL_FILE)
             if sysctl is not None and (SYSCTL_FILE in paths or name in new):
                 global_keys = apply_sysctls(node, parse_sysctl(sysctl))

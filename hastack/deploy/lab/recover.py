@@ -167,9 +167,12 @@ def _evidence_json(node: GaleraNode) -> dict[str, Any]:
 
 
 def _queues_ready(site: Site, nodes: Sequence[str]) -> dict[str, list[dict[str, Any]]] | None:
-    """The queues once every quorum queue has a leader (None until then)."""
+    """The queues once every replicated queue has a leader (None until then). A queue counts
+    as replicated when it lists members (quorum and stream queues; a classic queue lists
+    none): a quorum queue still recovering after a full restart may not say its type yet."""
     rows = rabbitmq.list_queues(site, nodes)
-    if rows is not None and all(r.get("leader") for r in rows if r.get("type") == "quorum"):
+    if rows is not None and all(r.get("leader") for r in rows
+                                if r.get("members") or r.get("type") == "quorum"):
         return {"queues": rows}
     return None
 
