@@ -15,7 +15,7 @@ start; the failure is reported once, by the component that failed.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
@@ -61,10 +61,23 @@ def components(choose: galera.Chooser = galera.choose_most_advanced,
                  for c in graph)
 
 
+# The stateful tier and what fronts it: the components with no client of their own to wait
+# for. Recovery brings these back before any of their clients start.
+STATEFUL = ("load-balancing", "galera", "galera-joiners", "rabbitmq", "caches")
+
+
 def bring_up(site: Site, overrides: Mapping[str, Start] | None = None,
-             choose: galera.Chooser = galera.choose_most_advanced) -> list[str]:
-    """Every component, in dependency order and otherwise in parallel."""
-    return run_components(site, components(choose, overrides))
+             choose: galera.Chooser = galera.choose_most_advanced,
+             only: Collection[str] | None = None) -> list[str]:
+    """Every component (or `only` these), in dependency order and otherwise in parallel;
+    a need outside `only` counts as met."""
+    graph = components(choose, overrides)
+    if only is not None:
+        kept = [c for c in graph if c.name in only]
+        provided = {n for c in kept for n in (c.name, *c.milestones)}
+        graph = tuple(replace(c, needs=tuple(n for n in c.needs if n in provided))
+                      for c in kept)
+    return run_components(site, graph)
 
 
 def run_components(site: Site, graph: Sequence[Component]) -> list[str]:
@@ -73,7 +86,7 @@ def run_components(site: Site, graph: Sequence[Component]) -> list[str]:
     _check(graph)
     done = {name: threading.Event() for c in graph for name in (c.name, *c.milestones)}
     failed: set[str] = set()
-    site._milestones = done
+    site.milestones = done
     lock = threading.Lock()
 
     def run(component: Component) -> list[str]:
@@ -115,7 +128,7 @@ def run_components(site: Site, graph: Sequence[Component]) -> list[str]:
         for event in done.values():
             event.set()
         pool.shutdown(wait=False, cancel_futures=True)
-        site._milestones = {}
+        site.milestones = {}
     if errors:
         raise LabError("; ".join(errors))
     return actions

@@ -33,7 +33,8 @@ class Site:
     # (process, nodes, reason) for planned processes this deployer does not run.
     skipped: Sequence[tuple[str, str, str]] = ()
     unreachable: Sequence[str] = ()            # planned nodes that are down
-    _milestones: dict[str, threading.Event] = field(default_factory=dict)
+    # Set by the orchestrator while it runs: what components wait for (see `reached`).
+    milestones: dict[str, threading.Event] = field(default_factory=dict)
 
     # --- members -------------------------------------------------------------------------
     def members(self, process: str) -> list[NodeExec]:
@@ -55,7 +56,7 @@ class Site:
 
     # --- milestones a component reaches before it is done (`orchestrate`) ------------------
     def reached(self, milestone: str) -> None:
-        event = self._milestones.get(milestone)
+        event = self.milestones.get(milestone)
         if event is not None:
             event.set()
 

@@ -233,8 +233,12 @@ def recover(cloud: Cloud, cloud_file: str = "", reporter: Reporter | None = None
     if without:
         steps.note(f"left out {', '.join(without)}: its database and broker start with "
                    "`hastack up` once it is back")
-    report.actions += orchestrate.bring_up(site, {
-        "galera": act_galera, "galera-joiners": lambda site: [], "rabbitmq": act_rabbitmq})
+    # The stateful tier first, acting on the decisions; its clients (Keystone, the RPC
+    # service) only once all of it is back: they reconnect once, not through its restart.
+    decided = {"galera": act_galera, "galera-joiners": lambda site: [],
+               "rabbitmq": act_rabbitmq}
+    report.actions += orchestrate.bring_up(site, decided, only=orchestrate.STATEFUL)
+    report.actions += orchestrate.bring_up(site, {n: (lambda site: []) for n in decided})
     rabbit_members = [n.name for n in rabbit_nodes if n.available]
     with steps.timed("-", "rabbitmq", "every quorum queue has a leader"):
         ready = wait_until(lambda: _queues_ready(site, rabbit_members), QUEUES_TIMEOUT_S, 1)
