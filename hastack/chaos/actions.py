@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from hastack.chaos import ChaosError
 
@@ -68,17 +68,40 @@ class Control(Protocol):
 
 
 @dataclass
-class NodeCrash:
-    """Power cut of a node; heal = the lab's repair path brings it back (`up` for it)."""
+class NodeAction:
+    """A fault on one node; each subclass names its verb and reverse verb."""
 
     control: Control
     node: str
-    verb: str = "crash"
-    reverse: str = "restore"
+    verb: ClassVar[str]
+    reverse: ClassVar[str]
 
     @property
     def target(self) -> str:
         return self.node
+
+
+@dataclass
+class ServiceAction(NodeAction):
+    """A fault on one catalog process of a node (the control says which service it is)."""
+
+    process: str
+
+    @property
+    def target(self) -> str:
+        return f"{self.node}:{self.process}"
+
+    @property
+    def service(self) -> str:
+        return self.control.service_of(self.process)
+
+
+@dataclass
+class NodeCrash(NodeAction):
+    """Power cut of a node; heal = the lab's repair path brings it back (`up` for it)."""
+
+    verb = "crash"
+    reverse = "restore"
 
     def inject(self) -> None:
         self.control.crash_node(self.node)
@@ -88,18 +111,12 @@ class NodeCrash:
 
 
 @dataclass
-class NodeFreeze:
+class NodeFreeze(NodeAction):
     """SIGSTOP of every process of the node (a hung kernel, a long GC, a VM paused)."""
 
-    control: Control
-    node: str
-    verb: str = "freeze"
-    reverse: str = "thaw"
+    verb = "freeze"
+    reverse = "thaw"
     pids: list[int] = field(default_factory=list)
-
-    @property
-    def target(self) -> str:
-        return self.node
 
     def inject(self) -> None:
         self.pids = self.control.freeze_node(self.node)
@@ -109,17 +126,11 @@ class NodeFreeze:
 
 
 @dataclass
-class NodePartition:
+class NodePartition(NodeAction):
     """The node and its peers stop hearing each other, both ways; clients still reach it."""
 
-    control: Control
-    node: str
-    verb: str = "partition"
-    reverse: str = "heal"
-
-    @property
-    def target(self) -> str:
-        return self.node
+    verb = "partition"
+    reverse = "heal"
 
     def inject(self) -> None:
         self.control.partition(self.node)
@@ -129,18 +140,12 @@ class NodePartition:
 
 
 @dataclass
-class NodeOneWayPartition:
+class NodeOneWayPartition(NodeAction):
     """Only the node's packets to its peers are lost: they stop hearing it, it still hears
     them (a half-broken link, a one-way firewall rule)."""
 
-    control: Control
-    node: str
-    verb: str = "partition-oneway"
-    reverse: str = "heal"
-
-    @property
-    def target(self) -> str:
-        return self.node
+    verb = "partition-oneway"
+    reverse = "heal"
 
     def inject(self) -> None:
         self.control.partition(self.node, direction="out")
@@ -150,19 +155,12 @@ class NodeOneWayPartition:
 
 
 @dataclass
-class ServiceBlackhole:
+class ServiceBlackhole(ServiceAction):
     """Every packet to a process's port on the node is dropped, not refused: its clients
     see a server that hangs, and must time out by themselves."""
 
-    control: Control
-    node: str
-    process: str
-    verb: str = "blackhole"
-    reverse: str = "heal"
-
-    @property
-    def target(self) -> str:
-        return f"{self.node}:{self.process}"
+    verb = "blackhole"
+    reverse = "heal"
 
     def inject(self) -> None:
         self.control.blackhole(self.node, self.process)
@@ -172,17 +170,11 @@ class ServiceBlackhole:
 
 
 @dataclass
-class NodeUnplug:
+class NodeUnplug(NodeAction):
     """Isolate the node from everything: its link goes down."""
 
-    control: Control
-    node: str
-    verb: str = "unplug"
-    reverse: str = "plug"
-
-    @property
-    def target(self) -> str:
-        return self.node
+    verb = "unplug"
+    reverse = "plug"
 
     def inject(self) -> None:
         self.control.unplug(self.node)
@@ -192,61 +184,41 @@ class NodeUnplug:
 
 
 @dataclass
-class ServiceKill:
+class ServiceKill(ServiceAction):
     """SIGKILL of a process's main pid; its manager restarts it (or the repair path)."""
 
-    control: Control
-    node: str
-    process: str
-    verb: str = "kill"
-    reverse: str = "start"
-
-    @property
-    def target(self) -> str:
-        return f"{self.node}:{self.process}"
+    verb = "kill"
+    reverse = "start"
 
     def inject(self) -> None:
-        self.control.kill_service(self.node, self.control.service_of(self.process))
+        self.control.kill_service(self.node, self.service)
 
     def revert(self) -> None:
-        self.control.start_service(self.node, self.control.service_of(self.process))
+        self.control.start_service(self.node, self.service)
 
 
 @dataclass
-class ServiceStop:
+class ServiceStop(ServiceAction):
     """A clean stop of a process's service: it stays down until the heal starts it."""
 
-    control: Control
-    node: str
-    process: str
-    verb: str = "stop"
-    reverse: str = "start"
-
-    @property
-    def target(self) -> str:
-        return f"{self.node}:{self.process}"
+    verb = "stop"
+    reverse = "start"
 
     def inject(self) -> None:
-        self.control.stop_service(self.node, self.control.service_of(self.process))
+        self.control.stop_service(self.node, self.service)
 
     def revert(self) -> None:
-        self.control.start_service(self.node, self.control.service_of(self.process))
+        self.control.start_service(self.node, self.service)
 
 
 @dataclass
-class NodeRestart:
+class NodeRestart(NodeAction):
     """A planned restart: every program of the node stopped gracefully (VIP first), then
     the lab's repair path starts them again (Galera rejoins with IST)."""
 
-    control: Control
-    node: str
-    verb: str = "restart"
-    reverse: str = "start"
+    verb = "restart"
+    reverse = "start"
     stopped: list[str] = field(default_factory=list)
-
-    @property
-    def target(self) -> str:
-        return self.node
 
     def inject(self) -> None:
         self.stopped = self.control.graceful_stop(self.node)
@@ -256,16 +228,14 @@ class NodeRestart:
 
 
 @dataclass
-class PowerLoss:
+class PowerLoss(NodeAction):
     """Whole-cluster power cut: every cloud node's first process SIGKILLed, one right after
     the other (milliseconds apart); heal = the lab's repair path, which recovers Galera from
     the most advanced member's disk and restarts RabbitMQ in order (`hastack recover`'s
     decision, `hastack.deploy.recovery`)."""
 
-    control: Control
-    node: str
-    verb: str = "power-loss"
-    reverse: str = "recover"
+    verb = "power-loss"
+    reverse = "recover"
 
     @property
     def target(self) -> str:
@@ -280,15 +250,13 @@ class PowerLoss:
 
 
 @dataclass
-class StaleNodeTrap:
+class StaleNodeTrap(NodeAction):
     """The target's mariadb stops cleanly (its grastate.dat gets a seqno that soon goes
     stale), writes go on for `stale_s`, then every node loses power. The recovery must
     bootstrap an advanced member, never the stale one; no acknowledged write may be lost."""
 
-    control: Control
-    node: str
-    verb: str = "stale-node-trap"
-    reverse: str = "recover"
+    verb = "stale-node-trap"
+    reverse = "recover"
     stale_s: float = 5.0
 
     @property

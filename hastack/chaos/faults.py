@@ -20,9 +20,18 @@ log = logging.getLogger(__name__)
 class FaultAction(Protocol):
     """One reversible fault on one target."""
 
-    verb: str          # kill | freeze | unplug | ...
-    reverse: str       # start | unfreeze | plug | ...
-    target: str        # a node, a process on a node, a link
+    @property
+    def verb(self) -> str:
+        """kill | freeze | unplug | ..."""
+        ...
+    @property
+    def reverse(self) -> str:
+        """start | thaw | plug | ..."""
+        ...
+    @property
+    def target(self) -> str:
+        """A node, a process on a node, a link."""
+        ...
 
     def inject(self) -> None: ...
 
