@@ -406,6 +406,7 @@ def test_amqp_publishes_confirms_and_drains_a_quorum_queue(tmp_path: Path) -> No
             time.sleep(0.05)
         assert processes_with_env(f"HOME={base}") == [], "a broker process outlived its test"
         shutil.rmtree(base, ignore_errors=True)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def processes_with_env(entry: str) -> list[int]:
