@@ -7,13 +7,14 @@ such in the summary) — never faked.
 
 from __future__ import annotations
 
-import importlib.util
 import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from hastack.deploy.lab.supervisor import Program
+from hastack.deploy.systems import keystone, python_package_installed
+from hastack.deploy.systems import rpcservice as rpcservice_system
 from hastack.deploy.systems.caches import SENTINEL_CONF
 from hastack.deploy.systems.galera import START_ARGS as MARIADBD_ARGS
 from hastack.errors import LabError
@@ -22,9 +23,9 @@ from hastack.render import rpcservice, wsgi
 
 GALERA_HEALTH_MODULE = "hastack.agents.galera_health"
 RPC_SERVICE_MODULE = "hastack.agents.rpc_service"
-RPC_SERVICE = "rpc-service"
+RPC_SERVICE = rpcservice_system.SERVICE
 # Python packages a program needs (pip, in the project's venv): program -> module.
-PYTHON_NEEDS = {"keystone": "keystone", RPC_SERVICE: "oslo_messaging"}
+PYTHON_NEEDS = {"keystone": keystone.PYTHON_PACKAGE, RPC_SERVICE: rpcservice_system.PYTHON_PACKAGE}
 
 
 @dataclass(frozen=True)
@@ -123,12 +124,7 @@ def lab_processes(plan: Plan) -> list[LabProcess]:
 def python_available(program: str) -> bool:
     """Whether the Python package a program needs is installed (always true for others)."""
     module = PYTHON_NEEDS.get(program)
-    if module is None:
-        return True
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
+    return module is None or python_package_installed(module)
 
 
 def _not_installed(program: str) -> str:
@@ -156,10 +152,7 @@ def skipped(plan: Plan) -> list[tuple[str, str, str]]:
 
 
 def galera_health_available() -> bool:
-    try:
-        return importlib.util.find_spec(GALERA_HEALTH_MODULE) is not None
-    except ModuleNotFoundError:
-        return False
+    return python_package_installed(GALERA_HEALTH_MODULE)
 
 
 def programs_on(plan: Plan, node: str) -> list[Program]:

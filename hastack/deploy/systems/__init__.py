@@ -9,11 +9,20 @@ a service to listen on its port.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from hastack.deploy.base import NOT_COMING_UP, NodeExec, wait_until
 from hastack.errors import LabError
+
+
+def python_package_installed(module: str) -> bool:
+    """Whether a Python package a service runs from (the project's venv) is importable."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
 
 
 def parallel(func: Callable[[NodeExec], list[str]], nodes: Sequence[NodeExec]) -> list[str]:

@@ -32,7 +32,7 @@ from hastack.deploy import fernet
 from hastack.deploy.base import NodeExec
 from hastack.deploy.files import read_secrets
 from hastack.deploy.site import Site, running
-from hastack.deploy.systems import galera, parallel, wait_listening
+from hastack.deploy.systems import galera, parallel, python_package_installed, wait_listening
 from hastack.errors import LabError
 from hastack.render.openstack import KEYSTONE_ADMIN_SECRET
 
@@ -50,11 +50,11 @@ MANAGE_ATTEMPTS = 3
 MANAGE_TIMEOUT_S = 180
 
 
-def installed() -> bool:
-    """Keystone is a Python package of the project's venv (the `lab` extra)."""
-    import importlib.util
+PYTHON_PACKAGE = "keystone"      # from PyPI, in the project's venv (the `lab` extra)
 
-    return importlib.util.find_spec("keystone") is not None
+
+def installed() -> bool:
+    return python_package_installed(PYTHON_PACKAGE)
 
 
 def url(site: Site, vip: str = "internal", node: str | None = None) -> str:

@@ -6,17 +6,16 @@ orchestrator orders it after `rabbitmq`), so its quorum queues get every member.
 
 from __future__ import annotations
 
-import importlib.util
-
 from hastack.deploy.site import Site, running, start
-from hastack.deploy.systems import parallel
+from hastack.deploy.systems import parallel, python_package_installed
 from hastack.render.rpcservice import service_nodes
 
 SERVICE = "rpc-service"
+PYTHON_PACKAGE = "oslo_messaging"
 
 
 def installed() -> bool:
-    return importlib.util.find_spec("oslo_messaging") is not None
+    return python_package_installed(PYTHON_PACKAGE)
 
 
 def bring_up(site: Site) -> list[str]:
