@@ -180,7 +180,38 @@ class FakeNode:
             return ports
 
     def unix_request(self, path: str, request: bytes, timeout: float = 3) -> bytes:
-        return b""
+        """HAProxy's admin socket, while HAProxy runs: `show stat` (the rendered back ends
+        and their servers, with the state each was set to) and `set server`/`shutdown
+        sessions`, logged like commands."""
+        with self.world.lock:
+            if self.states.get(loadbalancing.HAPROXY) is not RUNNING:
+                raise LabError(f"{self.name}: {path}: connection refused")
+            command = request.decode().strip()
+            self.world.log.append((self.name, "haproxy", command))
+            if command == "show stat":
+                rows = ["# pxname,svname,status,bck,scur"]
+                for backend, server in _haproxy_servers(self.files):
+                    state = self.world.haproxy_states.get((self.name, backend, server), "UP")
+                    rows.append(f"{backend},{server},{state},0,0")
+                return ("\n".join(rows) + "\n").encode()
+            words = command.split()
+            if words[:2] == ["set", "server"] and words[3:4] == ["state"]:
+                backend, server = words[2].split("/")
+                self.world.haproxy_states[(self.name, backend, server)] = {
+                    "ready": "UP", "drain": "DRAIN", "maint": "MAINT"}[words[4]]
+            return b""
+
+
+def _haproxy_servers(files: dict[str, bytes]) -> list[tuple[str, str]]:
+    """(back end, server) of every `server` line of the node's rendered haproxy.cfg."""
+    found, backend = [], None
+    for line in files.get("/" + loadbalancing.HAPROXY_CFG, b"").decode().splitlines():
+        words = line.split()
+        if words[:1] == ["listen"]:
+            backend = words[1]
+        elif words[:1] == ["server"] and backend is not None:
+            found.append((backend, words[1]))
+    return found
 
 
 class World:
@@ -209,6 +240,8 @@ class World:
         self.booting: dict[str, int] = {}          # node -> listening() polls until it listens
         self.boot_polls = 1
         self.strays: set[str] = set()
+        # HAProxy: (load balancer, back end, server) -> state set through the admin socket
+        self.haproxy_states: dict[tuple[str, str, str], str] = {}
 
     # --- the world as tests arrange and inspect it ----------------------------------------
     def running(self, node: str, service: str) -> bool:

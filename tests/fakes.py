@@ -84,5 +84,79 @@ class FakeControl:
             self.stop_service(node, service)
         return order
 
+    def graceful_start(self, node: str) -> list[str]:
+        self.calls.append(("graceful_start", node))
+        return self.restore()
+
     def node_names(self) -> list[str]:
         return list(self.programs)
+
+
+@dataclass
+class FakeHealth:
+    healthy: bool = True
+    anomalies: tuple[str, ...] = ()
+
+
+class NoWorkloadPlan:
+    """A plan that runs nothing a workload could target: the runner starts no client."""
+
+    frontends: tuple[object, ...] = ()
+
+    def runs(self, process: str) -> bool:
+        return False
+
+    def nodes_running(self, process: str) -> list[str]:
+        return []
+
+
+@dataclass
+class FakeCloud:
+    vips: dict[str, str] = field(default_factory=lambda: {"internal": "198.18.0.100"})
+    nodes: tuple[object, ...] = ()
+
+
+@dataclass
+class RunnerControl(FakeControl):
+    """FakeControl with what `run_scenario` asks of a deployment besides the fault verbs;
+    `fail_heal` makes every restore raise, as a lab that cannot repair a node would."""
+
+    state: object = None
+    fail_heal: str | None = None
+    plan: NoWorkloadPlan = field(default_factory=NoWorkloadPlan)
+    cloud: FakeCloud = field(default_factory=FakeCloud)
+
+    def restore(self) -> list[str]:
+        if self.fail_heal:
+            from hastack.errors import LabError
+
+            self.calls.append(("restore-failed",))
+            raise LabError(self.fail_heal)
+        return super().restore()
+
+    def wait_healthy(self, timeout: float) -> FakeHealth:
+        return FakeHealth()
+
+    def ensure_standin_api(self) -> list[str]:
+        return []
+
+    def standin_needed(self) -> bool:
+        return False
+
+    def vip_holders(self) -> dict[str, list[str]]:
+        return {"internal": ["ctl1"]}
+
+    def galera_writer(self) -> str | None:
+        return "ctl1"
+
+    def members(self, process: str) -> list[str]:
+        return list(self.programs)
+
+    def secrets(self) -> dict[str, str]:
+        return {}
+
+    def client_argv(self, argv: Sequence[str]) -> list[str]:
+        return list(argv)
+
+    def leftovers(self) -> list[str]:
+        return []

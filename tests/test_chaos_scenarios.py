@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import pytest
 
@@ -138,7 +139,7 @@ def test_restart_stops_keepalived_first_and_restores(tmp_path) -> None:
         run_fault(writer, action, 0)
     stops = [c[2] for c in fake.calls if c[0] == "stop"]
     assert stops[:2] == ["keepalived", "haproxy"] and stops[-1] == "mariadb"
-    assert fake.calls[-1] == ("restore",)
+    assert fake.calls[-2:] == [("graceful_start", "ctl3"), ("restore",)]
     assert set(fake.service_states("ctl3").values()) == {"RUNNING"}
 
 
@@ -182,3 +183,17 @@ def test_power_loss_verbs_cut_every_node_then_recover(tmp_path) -> None:
     assert [c for c in trap.control.calls if c[0] == "crash"] == [
         ("crash", n) for n in trap.control.programs]
     assert scenario("power-loss").recovery_timeout_s >= 120
+
+
+def test_a_heal_that_fails_is_a_failing_verdict_with_its_reason(tmp_path) -> None:
+    from hastack.chaos.scenarios import run_scenario
+    from tests.fakes import RunnerControl
+
+    control = RunnerControl(programs={n: {"rabbitmq": "RUNNING"} for n in ("ctl1", "ctl2")},
+                            state=tmp_path, fail_heal="rabbitmq not listening on :5672")
+    sc = replace(scenario("rabbit-node-crash"), warmup_s=0, tail_s=0, hold_s=0)
+    run = run_scenario(sc, control, tmp_path / "run", target="ctl2", say=lambda _: None)
+
+    assert run.data["verdict"] == "fail"
+    assert any("rabbitmq not listening on :5672" in r for r in run.data["reasons"])
+    assert ("crash", "ctl2") in control.calls and ("restore-failed",) in control.calls

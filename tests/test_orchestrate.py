@@ -271,3 +271,44 @@ def test_run_components_refuses_a_broken_graph(world: World,
     with pytest.raises(LabError, match=error):
         orchestrate.run_components(world.site, graph)
     assert world.log == []
+
+
+# --- a planned restart -------------------------------------------------------------------
+
+
+def test_a_node_leaves_every_load_balancer_and_rabbitmq_before_it_stops(world: World) -> None:
+    site = brought_up(world)
+    orchestrate.take_out_of_service(site, "ctl1")
+
+    admin = [(lb, cmd) for lb, op, cmd, *_ in world.log if op == "haproxy"
+             and not cmd.startswith("show")]
+    balancers = {lb for lb, _ in admin}
+    assert balancers == set(NODES)                     # every HAProxy, not only the VIP's
+    for lb in NODES:
+        mine = [cmd for who, cmd in admin if who == lb]
+        # The writer's clients are cut at once (their next request finds the new writer);
+        # HTTP back ends drain: open requests finish, new ones go elsewhere.
+        assert mine[:2] == ["set server galera/ctl1 state maint",
+                            "shutdown sessions server galera/ctl1"]
+        assert "set server keystone/ctl1 state drain" in mine
+        assert not any("ctl2" in c or "ctl3" in c for c in mine)
+    upgrade = [cmd for node, op, cmd, *_ in world.log
+               if op == "run" and cmd.startswith("rabbitmq-upgrade")]
+    assert [c.split()[1] for c in upgrade] == ["await_online_quorum_plus_one", "drain"]
+    assert all(node == "ctl1" for node, op, cmd, *_ in world.log
+               if op == "run" and cmd.startswith("rabbitmq-upgrade"))
+
+    world.log.clear()
+    orchestrate.return_to_service(site, "ctl1")
+    readmitted = {(lb, cmd) for lb, op, cmd, *_ in world.log if op == "haproxy"
+                  and cmd.startswith("set server")}
+    assert ("ctl2", "set server galera/ctl1 state ready") in readmitted
+    assert ("ctl3", "set server keystone/ctl1 state ready") in readmitted
+    assert any(cmd == "rabbitmq-upgrade revive" for _, op, cmd, *_ in world.log if op == "run")
+
+
+def test_a_stopped_load_balancer_is_skipped_by_the_drain(world: World) -> None:
+    site = brought_up(world)
+    world.kill("ctl3", loadbalancing.HAPROXY)
+    orchestrate.take_out_of_service(site, "ctl1")
+    assert {lb for lb, op, *_ in world.log if op == "haproxy"} == {"ctl1", "ctl2"}

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from hastack.agents import galera_health
+from hastack.plan import make_plan
 from hastack.render import RenderContext, RenderedFile, render_cloud, secret_specs
 from hastack.render import galera as galera_render
 from hastack.render.budget import make_budget
@@ -213,6 +214,7 @@ def _http(url: str, method: str = "GET") -> int:
     (None, 503),
 ])
 def test_health_responder_answers_by_state(status: dict[str, str] | None, code: int) -> None:
+    # (a server whose config leaves available_when_donor unset, as for rsync transfers)
     import threading
     server = _fake_server(status)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -224,6 +226,29 @@ def test_health_responder_answers_by_state(status: dict[str, str] | None, code: 
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_donor_stays_in_rotation_only_when_its_transfers_do_not_block_it() -> None:
+    donor = {"wsrep_local_state": "2", "wsrep_local_state_comment": "Donor/Desynced",
+             "wsrep_cluster_status": "Primary"}
+    assert galera_health.judge(donor, available_when_donor=True).healthy
+    assert not galera_health.judge(donor, available_when_donor=False).healthy
+    # A donor in a non-Primary component is never in rotation.
+    assert not galera_health.judge({**donor, "wsrep_cluster_status": "non-Primary"},
+                                   available_when_donor=True).healthy
+
+
+def test_rendered_health_config_keeps_donors_for_mariabackup_only() -> None:
+    plan = example_plan("demo")
+    node = plan.nodes_running("mariadb-galera")[0]
+    galera = plan.cloud.settings.galera
+    assert galera.sst_method == "mariabackup"
+    rsync = make_plan(plan.cloud.model_copy(update={"settings": plan.cloud.settings.model_copy(
+        update={"galera": galera.model_copy(update={"sst_method": "rsync"})})}))
+    for each, expected in ((plan, "true"), (rsync, "false")):
+        files = render_cloud(each, complete({}, secret_specs(each)))
+        text = file_of(files, node, galera_render.HEALTH_INI)
+        assert f"available_when_donor = {expected}" in text
 
 
 def test_health_responder_unreachable_socket_is_503() -> None:
@@ -313,7 +338,8 @@ def test_garbd_accepts_the_rendered_config_and_rejects_bad_timings(tmp_path: Pat
 # A real member, bootstrapped in private PID + network + mount namespaces that carry the node's
 # address (on lo), a tmpfs /run and the test's datadir on /var/lib/mysql: the rendered my.cnf
 # starts a Primary component, the bootstrap SQL runs (twice: idempotent), and the health
-# responder answers 200 while Synced, 503 while desynced (a donor) and 503 once mariadbd is gone.
+# responder answers 200 while Synced, while desynced (a donor) 200 when the cloud's state
+# transfers do not block donors (mariabackup) and 503 otherwise, and 503 once mariadbd is gone.
 _MEMBER_SCRIPT = textwrap.dedent("""
     import json, os, subprocess, sys, time, urllib.error, urllib.request
     import pymysql
@@ -470,7 +496,8 @@ def test_real_member_bootstraps_runs_init_sql_and_health_responder(
     assert result["keystone_tcp"] is True
     assert result["synced"] == 200
     assert result["desynced_state"] == "Donor/Desynced"
-    assert result["desynced"] == 503
+    donor_serves = plan.cloud.settings.galera.sst_method == "mariabackup"
+    assert result["desynced"] == (200 if donor_serves else 503)
     assert result["resynced"] == 200
     assert result["agent_fd_growth"] <= 0, "the responder leaks connections"
     assert result["db_down"] == 503

@@ -81,6 +81,30 @@ def test_oslo_config_parser_reads_every_file_as_configparser_does(rendered, tmp_
                 assert values[0] == expected[section][key], (f.path, section, key)
 
 
+@pytest.mark.validator
+def test_oslo_cache_accepts_every_cache_section(rendered, tmp_path: Path):
+    """Each rendered [cache] read with oslo.cache's own option definitions (types and
+    limits) and turned into the dogpile configuration the services build from it."""
+    cfg = pytest.importorskip("oslo_config.cfg")
+    core = pytest.importorskip("oslo_cache.core")
+    _, _, files = rendered
+    checked = 0
+    for f in files:
+        if "[cache]" not in str(f.content):
+            continue
+        path = tmp_path / f.node / f.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(str(f.content))
+        conf = cfg.ConfigOpts()
+        core.configure(conf)
+        conf(args=[], default_config_files=[str(path)])
+        built = core._build_cache_config(conf)   # raises on a value oslo.cache rejects
+        assert built["cache.oslo.backend"] == "dogpile.cache.pymemcache", f.path
+        assert built["cache.oslo.arguments.enable_retry_client"] is True
+        checked += 1
+    assert checked
+
+
 # --- HA wiring ------------------------------------------------------------------------------
 
 

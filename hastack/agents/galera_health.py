@@ -6,6 +6,11 @@ member is Synced (wsrep_local_state 4) and in the Primary component, and 503 oth
 joining, while a donor (desynced, out of rotation), in a non-Primary partition (writes would
 fail with error 1047) or when MariaDB does not answer within the timeout.
 
+A donor stays in rotation when `available_when_donor` is set (as clustercheck's
+AVAILABLE_WHEN_DONOR): right for mariabackup state transfers, which do not block the donor,
+so a member rejoining after a restart does not take the writer out from under its clients;
+wrong for rsync, which locks the donor for the whole copy.
+
 Cheap on purpose: every load balancer polls every ~500 ms. One connection over the unix
 socket is kept open (reopened once when it breaks) and a verdict is reused for `max_age`
 seconds (half a check interval), so three load balancers cost one query per half interval.
@@ -29,6 +34,7 @@ import pymysql
 log = logging.getLogger("galera-health")
 
 SYNCED = "4"
+DONOR = "2"
 PRIMARY = "Primary"
 STATUS_QUERY = ("SHOW GLOBAL STATUS WHERE Variable_name IN "
                 "('wsrep_local_state', 'wsrep_local_state_comment', 'wsrep_cluster_status')")
@@ -44,6 +50,7 @@ class Config:
     password: str
     timeout_s: float
     max_age_s: float = 0.0
+    available_when_donor: bool = False
 
     @classmethod
     def read(cls, path: str) -> Config:
@@ -60,6 +67,8 @@ class Config:
                 password=section["password"],
                 timeout_s=float(section["timeout"]),
                 max_age_s=section.getfloat("max_age", fallback=0.0),
+                available_when_donor=section.getboolean("available_when_donor",
+                                                        fallback=False),
             )
         except (KeyError, ValueError) as exc:
             raise SystemExit(
@@ -72,13 +81,15 @@ class Verdict:
     reason: str
 
 
-def judge(status: dict[str, str]) -> Verdict:
+def judge(status: dict[str, str], available_when_donor: bool = False) -> Verdict:
     """The rotation decision from the wsrep status variables of one member."""
     state = status.get("wsrep_local_state", "")
     comment = status.get("wsrep_local_state_comment", state or "unknown")
     cluster = status.get("wsrep_cluster_status", "unknown")
     if cluster != PRIMARY:
         return Verdict(False, f"cluster status {cluster} (not Primary)")
+    if state == DONOR and available_when_donor:
+        return Verdict(True, f"local state {comment}, Primary (a donor that is not blocked)")
     if state != SYNCED:
         return Verdict(False, f"local state {comment} (not Synced)")
     return Verdict(True, "Synced and Primary")
@@ -135,7 +146,7 @@ class PersistentQuery:
 
 def check(config: Config, query: Callable[[Config], dict[str, str]] = query_status) -> Verdict:
     try:
-        return judge(query(config))
+        return judge(query(config), config.available_when_donor)
     except (pymysql.MySQLError, OSError) as exc:
         return Verdict(False, f"MariaDB unreachable: {exc.__class__.__name__}")
 

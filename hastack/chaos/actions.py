@@ -62,6 +62,8 @@ class Control(Protocol):
     def stop_service(self, node: str, service: str) -> None: ...
     def start_service(self, node: str, service: str) -> list[str]: ...
     def graceful_stop(self, node: str) -> list[str]: ...
+
+    def graceful_start(self, node: str) -> list[str]: ...
     # the API stand-in, while the real Keystone cannot run
     def standin_needed(self) -> bool: ...
     def ensure_standin_api(self) -> list[str]: ...
@@ -213,8 +215,9 @@ class ServiceStop(ServiceAction):
 
 @dataclass
 class NodeRestart(NodeAction):
-    """A planned restart: every program of the node stopped gracefully (VIP first), then
-    the lab's repair path starts them again (Galera rejoins with IST)."""
+    """A planned restart: the node taken out of service (load balancers drained, RabbitMQ in
+    maintenance mode), every program stopped gracefully (VIP first), then started again by
+    the repair path (Galera rejoins with IST) and put back into service."""
 
     verb = "restart"
     reverse = "start"
@@ -224,7 +227,7 @@ class NodeRestart(NodeAction):
         self.stopped = self.control.graceful_stop(self.node)
 
     def revert(self) -> None:
-        self.control.restore()
+        self.control.graceful_start(self.node)
 
 
 @dataclass

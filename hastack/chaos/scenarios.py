@@ -37,6 +37,9 @@ from hastack.chaos.measure import Expectations, RunSummary, summarise
 from hastack.chaos.targets import LabView, resolve
 from hastack.chaos.timeline import Event, PeriodicSampler, TimelineWriter, read_timeline
 from hastack.chaos.workloads import WORKLOADS, new_run_id, workload_argv
+from hastack.errors import HastackError
+from hastack.render.budget import make_budget
+from hastack.render.openstack import CACHE_RETRY_ATTEMPTS, client_timings
 
 log = logging.getLogger(__name__)
 
@@ -235,8 +238,13 @@ def workload_options(control: Control, run_id: str) -> dict[str, dict[str, Any]]
                           "run_id": run_id}
     if plan.runs("memcached"):
         port = plan.port("memcached")
+        # The services' own client settings ([cache] as rendered), not the workload's.
+        timings = client_timings(make_budget(control.cloud))
         options["cache"] = {"server": [f"{address[n]}:{port}"
                                        for n in plan.nodes_running("memcached")],
+                            "socket_timeout": timings.cache_socket_timeout_s,
+                            "dead_timeout": timings.memcache_dead_retry_s,
+                            "retry_attempts": CACHE_RETRY_ATTEMPTS,
                             "run_id": run_id}
     return {name: options[name] for name in WORKLOADS if name in options}
 
@@ -318,7 +326,14 @@ def run_scenario(sc: Scenario, control: Control, results: Path, target: str | No
             action = make_action(sc.verb, control, node, sc.process)
             fault_start = time.monotonic()
             say(f"  {action.verb} {action.target} ...")
-            run_fault(writer, action, hold)
+            try:
+                run_fault(writer, action, hold)
+            except HastackError as exc:
+                # A fault or heal that fails is the run's verdict, not a lost measurement:
+                # the workloads, the checks and the summary still run.
+                lab_result["fault_error"] = f"{action.verb}/{action.reverse} {action.target}: {exc}"
+                writer.note("faults", lab_result["fault_error"])
+                say(f"  {action.verb}/{action.reverse} {action.target} FAILED: {exc}")
             healed = time.monotonic()
             lab_result["heal_s"] = round(healed - fault_start - hold, 2)
             report = control.wait_healthy(sc.recovery_timeout_s)
@@ -329,7 +344,7 @@ def run_scenario(sc: Scenario, control: Control, results: Path, target: str | No
             say(f"  {action.reverse} done in {lab_result['heal_s']:.1f} s; "
                 f"lab {'healthy' if report.healthy else 'NOT healthy'} "
                 f"{lab_result['recovery_s']:.1f} s later")
-            if not report.healthy:
+            if not report.healthy or "fault_error" in lab_result:
                 break
         time.sleep(sc.tail_s)
     finally:
@@ -349,6 +364,8 @@ def run_scenario(sc: Scenario, control: Control, results: Path, target: str | No
                 workload_exit=procs.dead(), notes=list(sc.notes),
                 elapsed_s=round(time.monotonic() - started, 1))
     reasons = list(data["reasons"])
+    if "fault_error" in lab_result:
+        reasons.append(f"fault failed: {lab_result['fault_error']}")
     if not lab_result["healthy_after"]:
         reasons.append(f"lab not healthy {sc.recovery_timeout_s:g} s after the heal: "
                        + "; ".join(lab_result.get("anomalies", [])))

@@ -24,6 +24,7 @@ from hastack.deploy.systems import caches, galera, keystone, loadbalancing, rabb
 from hastack.errors import LabError
 
 Start = Callable[[Site], list[str]]
+OnNode = Callable[[Site, str], list[str]]
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,9 @@ class Component:
     milestones: tuple[str, ...] = ()    # reached by `start` before it returns
     services: tuple[str, ...] = ()      # what it runs on a node, in start order
     entry: bool = False                 # carries the VIPs: the first to stop on a restart
+    # Before a planned stop of a node, move the component's clients off it (and back after).
+    drain: OnNode | None = None
+    readmit: OnNode | None = None
 
 
 def components(choose: galera.Chooser = galera.choose_most_advanced,
@@ -43,11 +47,13 @@ def components(choose: galera.Chooser = galera.choose_most_advanced,
     bring = galera.GaleraBringUp(choose)
     graph = (
         Component("load-balancing", loadbalancing.bring_up,
-                  services=(loadbalancing.HAPROXY, loadbalancing.KEEPALIVED), entry=True),
+                  services=(loadbalancing.HAPROXY, loadbalancing.KEEPALIVED), entry=True,
+                  drain=loadbalancing.drain, readmit=loadbalancing.readmit),
         Component("galera", bring.primary, milestones=(galera.PRIMARY,),
                   services=(galera.MARIADB, galera.HEALTH)),
         Component("galera-joiners", bring.others, needs=("galera",)),
-        Component("rabbitmq", rabbitmq.bring_up, services=(rabbitmq.SERVICE,)),
+        Component("rabbitmq", rabbitmq.bring_up, services=(rabbitmq.SERVICE,),
+                  drain=rabbitmq.drain, readmit=rabbitmq.revive),
         Component("caches", caches.bring_up,
                   services=(caches.MEMCACHED, caches.REDIS, caches.SENTINEL)),
         Component("keystone-keys", keystone.prepare),
@@ -164,6 +170,20 @@ def _topological(graph: Sequence[Component]) -> list[Component]:
     for c in graph:
         visit(c.name)
     return ordered
+
+
+def take_out_of_service(site: Site, node: str,
+                        graph: Sequence[Component] | None = None) -> list[str]:
+    """A planned stop's first step, while everything still runs: each component moves its
+    clients off `node` (the load balancers stop sending it requests and move the Galera
+    writer, RabbitMQ hands its queues and connections to the other members)."""
+    return [a for c in graph or components() if c.drain for a in c.drain(site, node)]
+
+
+def return_to_service(site: Site, node: str,
+                      graph: Sequence[Component] | None = None) -> list[str]:
+    """After the node's services run again: undo `take_out_of_service`."""
+    return [a for c in graph or components() if c.readmit for a in c.readmit(site, node)]
 
 
 def graceful_stop_order(running: Iterable[str],

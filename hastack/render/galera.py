@@ -217,6 +217,7 @@ def _health_ini(ctx: RenderContext, node: str) -> str:
         # by the check interval.
         timeout_s=f"{ctx.budget.haproxy_inter_ms / 1000:g}",
         max_age_s=f"{ctx.budget.haproxy_inter_ms / 2000:g}",
+        available_when_donor=ctx.plan.cloud.settings.galera.sst_method == "mariabackup",
     )
 
 

@@ -44,6 +44,14 @@ L3_HA_NET_CIDR = "169.254.192.0/18"
 DB_POOL = {"max_pool_size": 5, "max_overflow": 10}
 # Most a dead memcached instance may cost one oslo.cache request (seconds).
 CACHE_SOCKET_TIMEOUT_CAP_S = 0.1
+# oslo.cache's retry client, for one request that meets a failing instance: the try that
+# finds its connection closed, the one refused (the instance is marked failed), the one
+# retried at once and refused again, the one that drops it from the ring (oslo.cache's
+# smallest hashclient_retry_attempts is 1) and still meets it, then the one that reaches
+# the instance its key now hashes to.
+CACHE_RETRY_ATTEMPTS = 5
+# The HashClient's own: one failure marks an instance failed, the next removes it.
+CACHE_HASHCLIENT_RETRY_ATTEMPTS = 1
 
 
 # --------------------------------------------------------------------------------------------
@@ -279,18 +287,22 @@ def messaging_client(ctx: RenderContext, ini: IniFile) -> None:
 def _cache(view: NodeView, ini: IniFile) -> None:
     t = view.timings
     ini.set("cache", "enabled", True)
-    ini.set("cache", "backend", "oslo_cache.memcache_pool",
-            "python-memcached with a pool (needs python-memcached): honours dead_retry and\n"
-            "socket_timeout, so a dead instance costs one short timeout and is then skipped\n"
-            "(dogpile.cache.memcached ignores both).")
+    ini.set("cache", "backend", "dogpile.cache.pymemcache",
+            "pymemcache's HashClient over every instance, inside its retrying client (below):\n"
+            "a request that meets a dead or stopping instance drops it from the ring and is\n"
+            "retried where its key now hashes, so a lost memcached costs misses, not errors.")
     ini.set("cache", "memcache_servers", memcached_server_list(view.plan))
     ini.set("cache", "memcache_socket_timeout", t.cache_socket_timeout_s,
             "Recent oslo.cache calls it socket_timeout and still accepts this older name.\n"
-            "Connect and read: a dead instance costs at most this, then is skipped.")
-    ini.set("cache", "memcache_dead_retry", t.memcache_dead_retry_s)
-    ini.set("cache", "memcache_pool_connection_get_timeout", t.memcache_pool_get_timeout_s)
-    ini.set("cache", "memcache_pool_flush_on_reconnect", True,
-            "A server back from a partition may hold stale keys: flush it on reconnect.")
+            "Connect and read: a dead instance costs at most this, then leaves the ring.")
+    ini.set("cache", "enable_retry_client", True)
+    ini.set("cache", "retry_attempts", CACHE_RETRY_ATTEMPTS)
+    ini.set("cache", "retry_delay", 0)
+    ini.set("cache", "hashclient_retry_attempts", CACHE_HASHCLIENT_RETRY_ATTEMPTS,
+            "An instance that fails twice in a row leaves the ring (its keys move) ...")
+    ini.set("cache", "hashclient_retry_timeout", 0)
+    ini.set("cache", "hashclient_dead_timeout", t.memcache_dead_retry_s,
+            "... and is tried again after this long.")
 
 
 def _keystone_auth(view: NodeView, ini: IniFile, section: str) -> None:

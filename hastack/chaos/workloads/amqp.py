@@ -8,7 +8,10 @@ the node after the one that failed. Publish outcomes:
 - fail:          nacked, returned as unroutable, or the connection could not be opened or the
                  queue declared (nothing was sent). A nacked message may still be delivered;
                  the check reports that (`unconfirmed_delivered`), it is not data loss.
-- indeterminate: the connection broke while waiting for the confirm.
+- indeterminate: the connection broke while waiting for the confirm, and publishing the
+                 same message again on the next node (as oslo.messaging does) was not
+                 confirmed either. A republished message that is confirmed is ok; if the
+                 first copy also got through, the check counts a duplicate.
 
 A consumer thread (own connection, manual acks) receives during the run and records each
 message as a `delivery` event; the check phase (`--check`) drains the queue until it is empty
@@ -173,6 +176,20 @@ class AmqpWorkload(Workload):
                             self._node, id=seq)
 
     def publish(self, seq: int) -> tuple[Outcome, str]:
+        """Publish and wait for the confirm. When the connection breaks before the confirm,
+        publish the same message again on the next node, once, as oslo.messaging's
+        `ensure()` does: at least once, so a duplicate is possible (the check counts them),
+        a loss is not."""
+        body = json.dumps({"run": self.run_id, "id": seq}).encode()
+        outcome, error = self._publish_once(body, seq)
+        if outcome != "indeterminate":
+            return outcome, error
+        again, again_error = self._publish_once(body, seq)
+        if again == "ok":
+            return "ok", ""
+        return "indeterminate", f"{error}; again: {again_error}"
+
+    def _publish_once(self, body: bytes, seq: int) -> tuple[Outcome, str]:
         try:
             if self._channel is None:
                 self._open()
@@ -180,7 +197,6 @@ class AmqpWorkload(Workload):
             self._drop()
             return "fail", f"connect: {short_error(exc, 70)}"
         assert self._channel is not None
-        body = json.dumps({"run": self.run_id, "id": seq}).encode()
         try:
             self._channel.basic_publish(
                 "", self.queue, body, mandatory=True,

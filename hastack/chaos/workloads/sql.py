@@ -14,6 +14,13 @@ Short timeouts (connect 1 s, read/write 2 s) make a dead server cost 1–2 s, no
 TCP give-up time. After any error the connection is dropped and the next request reconnects
 (through the VIP, possibly to a new writer: a `sql-backend` transition records the change).
 
+Like oslo.db (which every OpenStack service uses: a `SELECT 1` ping on each checkout of a
+pooled connection, and one reconnect when the ping finds it disconnected), a request first
+pings a connection it has kept open since the last one; a connection that broke while idle —
+its server stopped, or HAProxy shut its sessions down to move the writer — is replaced
+before the INSERT is sent, so that costs a reconnect, not a failed request. Connects and
+the ping count in the request's latency.
+
 Check phase (`--check`): read back every id of the run and record them in a `check` event;
 `measure.classify_set` then sorts each id as Jepsen's set checker does.
 """
@@ -168,6 +175,8 @@ class SqlWorkload(Workload):
     def insert(self, seq: int) -> tuple[Outcome, str]:
         stage = "connect"
         try:
+            if self._conn is not None and not self._alive(self._conn):
+                self._drop()
             if self._conn is None:
                 self._conn = self.connect()
             stage = "insert"
@@ -188,6 +197,15 @@ class SqlWorkload(Workload):
             outcome: Outcome = "indeterminate" if stage == "commit" and not server_replied \
                 else "fail"
             return outcome, _error_text(stage, exc)
+
+    @staticmethod
+    def _alive(conn: pymysql.connections.Connection[Any]) -> bool:
+        """oslo.db's checkout ping: a broken or reset connection is not used."""
+        try:
+            conn.ping(reconnect=False)
+            return True
+        except (pymysql.err.MySQLError, OSError):
+            return False
 
     def teardown(self) -> None:
         self._drop()

@@ -304,14 +304,22 @@ class LabControl:
         self.node(node).services.stop(service)
 
     def graceful_stop(self, node: str) -> list[str]:
-        """A planned restart's first half: every running service of the node stopped in
-        the orchestrator's stop order (the VIP leaves first); returns what was stopped."""
+        """A planned restart's first half: the node taken out of service (no load balancer
+        sends it requests, RabbitMQ drained), then every running service stopped in the
+        orchestrator's stop order (the VIP leaves first); returns what was stopped."""
+        orchestrate.take_out_of_service(self._site(), node)
         states = self.service_states(node)
         running = [s for s, st in states.items() if st is ServiceState.RUNNING]
         order = orchestrate.graceful_stop_order(running)
         for service in order:
             self.stop_service(node, service)
         return order
+
+    def graceful_start(self, node: str) -> list[str]:
+        """A planned restart's second half: the lab's repair path starts what is stopped
+        (Galera rejoins with IST), then the node goes back into service."""
+        actions = self.restore()
+        return actions + orchestrate.return_to_service(self._site(), node)
 
     def start_service(self, node: str, service: str) -> list[str]:
         """Bring `service` back: wait for supervisord's own restart (autorestart); a service

@@ -8,6 +8,9 @@ Stage 5 (deploy), one system. The one implementation of each of these observatio
   `show table` — at the path the rendered haproxy.cfg declares.
 - `galera_writer`: the server HAProxy sends Galera writes to, from `show stat` and the
   Galera stick table.
+
+A planned restart takes a node out of every load balancer first (`drain`) and puts it back
+after (`readmit`), so no client request is sent to a service that is about to stop.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -28,6 +32,9 @@ KEEPALIVED = "keepalived"
 HAPROXY_CFG = "etc/haproxy/haproxy.cfg"
 GALERA_BACKEND = "galera"
 SINGLE_HOLDER_TIMEOUT_S = 10
+# How long a drain waits for the requests in flight on a node's back ends to finish; API
+# requests take milliseconds, so this only bounds a stuck one.
+DRAIN_TIMEOUT_S = 10
 _STATS_SOCKET = re.compile(r"^\s*stats socket (\S+)", re.M)
 _STICK_SERVER = re.compile(r"server_key=(\S+)")
 
@@ -122,6 +129,10 @@ class HAProxyAdmin:
         found = _STICK_SERVER.search(self.command(f"show table {table}"))
         return found.group(1) if found else None
 
+    def servers_of(self, node: str) -> list[dict[str, str]]:
+        """`show stat` rows of the servers named `node` (one per back end it serves)."""
+        return [row for row in self.show_stat() if row.get("svname") == node]
+
     def view(self) -> HAProxyView | None:
         rows = self.show_stat()
         if not rows:
@@ -158,3 +169,52 @@ def galera_writer(site: Site, holders: Mapping[str, Sequence[str]] | None = None
         return None
     view = HAProxyAdmin(site, site.nodes[current[0]]).view()
     return view.galera_writer() if view else None
+
+
+# --- planned maintenance: a node out of every load balancer and back -------------------------
+
+
+def drain(site: Site, node: str) -> list[str]:
+    """Send no new request to `node`'s back ends, in every HAProxy, and wait for the ones in
+    flight to finish.
+
+    HTTP back ends go to `drain` (new requests elsewhere, open ones finish). The Galera back
+    end goes to `maint` and its sessions are shut down: its clients hold long-lived
+    connections, which would otherwise stay on the old writer until MariaDB stops under
+    them. Their next request reconnects and the stick table moves every load balancer's
+    writer to the next member in the same instant, before anything stops."""
+    admins = _admins(site)
+    actions = []
+    for admin in admins:
+        for row in admin.servers_of(node):
+            backend = row["pxname"]
+            if backend == GALERA_BACKEND:
+                admin.command(f"set server {backend}/{node} state maint")
+                admin.command(f"shutdown sessions server {backend}/{node}")
+            else:
+                admin.command(f"set server {backend}/{node} state drain")
+        actions.append(f"{admin.node.name}: {node} drained")
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    while time.monotonic() < deadline and _sessions_on(admins, node):
+        time.sleep(0.1)
+    return actions
+
+
+def readmit(site: Site, node: str) -> list[str]:
+    """Undo `drain`: `node`'s servers `ready` again in every HAProxy. Their health checks
+    decide from then on; the Galera stick table keeps the current writer (no failback)."""
+    actions = []
+    for admin in _admins(site):
+        for row in admin.servers_of(node):
+            admin.command(f"set server {row['pxname']}/{node} state ready")
+        actions.append(f"{admin.node.name}: {node} ready")
+    return actions
+
+
+def _admins(site: Site) -> list[HAProxyAdmin]:
+    return [HAProxyAdmin(site, site.nodes[n]) for n in site.plan.nodes_running(HAPROXY)
+            if n in site.nodes and running(site.nodes[n], HAPROXY)]
+
+
+def _sessions_on(admins: Sequence[HAProxyAdmin], node: str) -> int:
+    return sum(int(row.get("scur") or 0) for admin in admins for row in admin.servers_of(node))
