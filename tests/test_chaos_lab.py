@@ -103,6 +103,17 @@ def test_galera_writer_crash(chaos_lab: tuple[Cloud, str], tmp_path: Path) -> No
     assert any(t["what"] == "writer" for t in data["transitions"])
 
 
+def test_rolling_restart_costs_clients_nothing(chaos_lab: tuple[Cloud, str],
+                                              tmp_path: Path) -> None:
+    """Each controller drained from HAProxy and RabbitMQ, stopped, started and readmitted in
+    turn: not one failed request in any workload."""
+    data = _play(chaos_lab, "rolling-restart", tmp_path)
+    _assert_measured_and_safe(data)
+    assert {name: w["errors"] for name, w in data["workloads"].items()} == \
+        {"sql": 0, "amqp": 0, "api": 0, "cache": 0}, data["reasons"]
+    assert data["verdict"] == "pass", data["reasons"]
+
+
 # Runs in the client node: TCP connects every 20 ms to each HOST:PORT for SECONDS, one JSON
 # line per attempt with what the client saw.
 CONNECT_PROBE = """

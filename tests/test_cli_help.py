@@ -126,3 +126,15 @@ def test_scenario_list_fits_80_columns_with_every_name_whole() -> None:
     assert max(map(len, lines)) <= 80
     first_column = {line.split()[0].rstrip("*") for line in lines if line[:1].isalpha()}
     assert {s.name for s in SCENARIOS} <= first_column
+
+
+def test_rule_list_fits_80_columns_with_every_rule_id_whole() -> None:
+    from hastack.checks import all_rules
+
+    result = subprocess.run([sys.executable, "-m", "hastack.cli", "check", "--rules"],
+                            capture_output=True, text=True, env={"COLUMNS": "80", "PATH": ""},
+                            check=True)
+    lines = result.stdout.splitlines()
+    assert max(map(len, lines)) <= 80
+    first_column = {line.split()[0] for line in lines if line[:1].isalpha()}
+    assert {r.id for r in all_rules()} <= first_column

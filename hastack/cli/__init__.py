@@ -273,8 +273,13 @@ def _print_rules(output_format: str) -> None:
         click.echo(json.dumps([{"rule": r.id, "severity": r.severity, "summary": r.summary,
                                 "source": r.source} for r in rules], indent=2))
         return
-    table = Table()
-    for column in ("rule", "severity", "checks that", "source"):
+    from hastack.report.tables import COMPACT
+
+    # A rule id is what users type (in an ignore list, a search): never cut or wrapped.
+    table = Table(**COMPACT)
+    table.add_column("rule", no_wrap=True)
+    table.add_column("severity", no_wrap=True)
+    for column in ("checks that", "source"):
         table.add_column(column, overflow="fold")
     for r in rules:
         table.add_row(r.id, r.severity, r.summary, r.source)

@@ -109,7 +109,10 @@ class GaleraSettings(Frozen):
 
 class RabbitmqSettings(Frozen):
     queues: Literal["quorum", "mirrored"] = "quorum"
-    partition_handling: Literal["pause_minority", "autoheal", "ignore"] = "pause_minority"
+    # autoheal acts when a partition ends, pause_minority only when one starts: a node that
+    # was frozen (VM paused, host stalled) past net_ticktime never saw itself in a minority,
+    # so under pause_minority the cluster stays partitioned until someone restarts it.
+    partition_handling: Literal["pause_minority", "autoheal", "ignore"] = "autoheal"
 
 
 class NovaSettings(Frozen):

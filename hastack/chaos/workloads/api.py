@@ -1,7 +1,11 @@
 """API workload: HTTP GETs against an OpenStack API endpoint through the VIP.
 
 A new connection per request (as a fresh client would open, and so every request crosses the
-VIP and HAProxy's balancing), 1 s connect and 2 s read timeouts. ok is a 2xx/3xx answer
+VIP and HAProxy's balancing), 2 s connect and 2 s read timeouts: a connect outlives one SYN
+retransmission (the kernel's initial retransmission timeout is 1 s, RFC 6298), as any real
+client's does, so a SYN lost to a VIP holder that just died shows as a slow request; with a
+1 s connect timeout it would be an error whenever it was sent, by construction of the client
+rather than of the cloud. ok is a 2xx/3xx answer
 (Keystone's `/` says 300 Multiple Choices); a 5xx (HAProxy's 503 when no back end is up), a
 refused or timed-out connection is a fail — a GET changes nothing, so nothing is
 indeterminate.
@@ -26,7 +30,7 @@ from hastack.chaos.timeline import Outcome, TimelineWriter, short_error
 from hastack.chaos.workloads import Workload, base_parser, setup_logging, stop_on_signals
 
 NAME = "api"
-CONNECT_TIMEOUT_S = 1.0
+CONNECT_TIMEOUT_S = 2.0
 READ_TIMEOUT_S = 2.0
 
 
