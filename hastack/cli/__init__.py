@@ -404,3 +404,9 @@ def print_budget(budget: Any) -> None:
 
 def main() -> None:
     cli(prog_name="hastack")
+
+
+# `hastack import`: its module is light (the importers load when a subcommand runs).
+from hastack.cli.importing import import_group  # noqa: E402
+
+cli.add_command(import_group)
