@@ -574,6 +574,8 @@ def _rabbit_queue_facts(ini: IniFile, facts: CloudFacts) -> None:
 
 
 def _neutron_facts(ini: IniFile, facts: CloudFacts) -> None:
+    """Neutron's scheduling options; when servers' files disagree, the least redundant value
+    is the one some network gets, so it is the one kept."""
     header = Origin(ini.file, ini.section_lines.get("DEFAULT", 1))
     source = upstream_source("neutron")
     for option, kind in (("dhcp_agents_per_network", int), ("l3_ha", bool),
@@ -581,19 +583,22 @@ def _neutron_facts(ini: IniFile, facts: CloudFacts) -> None:
                          ("allow_automatic_l3agent_failover", bool)):
         value = ini.get("DEFAULT", option)
         dotted = f"settings.neutron.{option}"
+        parsed: int | bool
         if value is None:
-            default = upstream_default("neutron", option)
-            if dotted not in facts.settings:
-                facts.set(dotted, default, header)
-                facts.note(header, f"{option} not set: {source} default {default}")
-            continue
-        try:
-            parsed: object = (value.value.strip().lower() in ("true", "1", "yes", "on")
-                              if kind is bool else int(value.value))
-        except ValueError:
-            raise ImportFileError([Problem(ini.file, value.line, option,
-                                           f"'{value.value}' is not a number")]) from None
-        facts.set(dotted, parsed, Origin(ini.file, value.line))
+            parsed, origin = upstream_default("neutron", option), header
+        else:
+            origin = Origin(ini.file, value.line)
+            try:
+                parsed = (value.value.strip().lower() in ("true", "1", "yes", "on")
+                          if kind is bool else int(value.value))
+            except ValueError:
+                raise ImportFileError([Problem(ini.file, value.line, option,
+                                               f"'{value.value}' is not a number")]) from None
+        current = facts.settings.get(dotted)
+        if current is None or parsed < current[0]:
+            facts.set(dotted, parsed, origin)
+            if value is None:
+                facts.note(header, f"{option} not set: {source} default {parsed}")
     # min_l3_agents_per_router left neutron in Ocata; hastack's model keeps it (at most the
     # maximum), so it is read when a file still sets it and otherwise bounded by the maximum.
     minimum = ini.get("DEFAULT", "min_l3_agents_per_router")
