@@ -257,6 +257,9 @@ def test_one_dhcp_agent_per_network(collected: Path) -> None:
     line = mutate(neutron, "dhcp_agents_per_network = 2", "dhcp_agents_per_network = 1")
     imported = import_configs(collected)
     assert findings(imported, "dhcp-agents-per-network") == [(str(neutron), line, "error")]
+    fix, = [f.finding.fix for f in imported.findings
+            if f.finding.rule == "dhcp-agents-per-network"]
+    assert "neutron.conf" in fix
 
 
 def test_unset_dhcp_agents_per_network_is_neutrons_default(collected: Path) -> None:

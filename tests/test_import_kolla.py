@@ -93,6 +93,9 @@ def test_default_agent_ha_gives_one_dhcp_agent_and_no_l3_ha(
     assert placed(imported, "dhcp-agents-per-network") == [where]
     assert placed(imported, "l3-ha") == [where]
     assert imported.has_errors()
+    # The fix is said in globals.yml's terms, not cloud.yaml's.
+    fixes = {f.finding.fix for f in imported.findings if f.finding.rule == "l3-ha"}
+    assert all(fix.startswith("enable_neutron_agent_ha: true") for fix in fixes)
 
 
 def test_enable_neutron_agent_ha_passes(sample: tuple[Path, Path, Path]) -> None:

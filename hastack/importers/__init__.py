@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -137,6 +137,9 @@ class CloudFacts:
     failover_target_s: float = 2.0
     # Linter rules that do not apply to what was imported (e.g. L3 agents under OVN).
     not_applicable: set[str] = field(default_factory=set)
+    # The fix in the imported files' own terms, by linter rule (the linter says it in
+    # cloud.yaml's terms).
+    fixes: dict[str, str] = field(default_factory=dict)
     notes: list[tuple[Origin, str]] = field(default_factory=list)
 
     def set(self, dotted: str, value: Any, origin: Origin) -> None:
@@ -209,6 +212,8 @@ def finish(facts: CloudFacts) -> Imported:
     for finding in run_checks(plan):
         if finding.rule in facts.not_applicable:
             continue
+        if finding.rule in facts.fixes:
+            finding = replace(finding, fix=facts.fixes[finding.rule])
         origin = _origin_of(finding, facts, plan.catalog)
         if origin is None:
             unplaced.append(finding)

@@ -62,6 +62,18 @@ MYSQL_FILES = ("my.cnf", "galera.cnf", "server.cnf", "mariadb.cnf", "50-server.c
 NEUTRON_AGENT_FILES = ("l3_agent.ini", "dhcp_agent.ini")
 GALERA_GROUPS = ("galera", "mysqld", "mariadb", "mariadbd", "server", "mysqld_safe")
 GALERA_PORT = 3306
+# The linter's fixes in the files' own terms.
+CONFIG_FIXES = {
+    "dhcp-agents-per-network": "dhcp_agents_per_network = 2 in [DEFAULT] of every "
+                               "neutron-server's neutron.conf",
+    "l3-ha": "l3_ha = true (and max_l3_agents_per_router = 3) in [DEFAULT] of every "
+             "neutron-server's neutron.conf",
+    "galera-multiple-writers": "mark every Galera server but one `backup` in each HAProxy "
+                               "back end (and `stick on dst` with peers so all agree)",
+    "quorum-too-small": "run the cluster on at least 3 hosts (an odd number)",
+    "rabbitmq-mirrored-queues": "rabbit_quorum_queue = true in [oslo_messaging_rabbit] "
+                                "(and drop rabbit_ha_queues)",
+}
 
 
 @dataclass
@@ -97,7 +109,8 @@ def read_configs(directory: Path, name: str | None = None, target_s: float = 2.0
                                        "a file hastack reads (haproxy.cfg, keepalived.conf, "
                                        "my.cnf, rabbitmq.conf, neutron.conf, ...)")])
     facts = CloudFacts(_cloud_name(name or directory.resolve().name, directory),
-                       Origin(str(directory)), failover_target_s=target_s)
+                       Origin(str(directory)), failover_target_s=target_s,
+                       fixes=dict(CONFIG_FIXES))
     for host in hosts:
         _addresses(host)
     by_address = {str(h.address[0].ip): h.name for h in hosts if h.address}

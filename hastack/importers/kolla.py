@@ -159,11 +159,26 @@ def import_kolla(inventory: Path, globals_file: Path, passwords: Path | None = N
     return finish(read_kolla(inventory, globals_file, passwords, name, target_s))
 
 
+# The linter's fixes in globals.yml and inventory terms.
+KOLLA_FIXES = {
+    "dhcp-agents-per-network": "enable_neutron_agent_ha: true in globals.yml (Kolla-Ansible "
+                               "then writes dhcp_agents_per_network: 2, its default)",
+    "l3-ha": "enable_neutron_agent_ha: true in globals.yml (Kolla-Ansible then writes l3_ha = "
+             "true and max_l3_agents_per_router)",
+    "monitoring-required": "enable_prometheus: true in globals.yml, with alerts on every "
+                           "service's health",
+    "quorum-too-small": "put at least 3 hosts in the group (an odd number)",
+    "quorum-even": "put an odd number of hosts in the group",
+    "single-node-role": "add hosts to that host's inventory groups",
+}
+
+
 def read_kolla(inventory_file: Path, globals_file: Path, passwords: Path | None = None,
                name: str | None = None, target_s: float = 2.0) -> CloudFacts:
     inventory = parse_inventory(read_text(inventory_file), str(inventory_file))
     settings = KollaGlobals(read_text(globals_file), str(globals_file))
-    facts = CloudFacts(name or "kolla", Origin(str(globals_file)), failover_target_s=target_s)
+    facts = CloudFacts(name or "kolla", Origin(str(globals_file)), failover_target_s=target_s,
+                       fixes=dict(KOLLA_FIXES))
     internal, external = _vips(settings, facts)
     _nodes(inventory, settings, facts, internal)
     _services(settings, facts)
