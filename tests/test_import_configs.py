@@ -324,3 +324,19 @@ def test_command_line_exit_codes(collected: Path, tmp_path: Path) -> None:
     assert f"{collected / 'ctl1' / HAPROXY}:1:" in broken.stderr
 
 
+
+
+def test_kolla_ansibles_split_haproxy_configuration(collected: Path) -> None:
+    """Kolla-Ansible keeps each service's HAProxy section in haproxy/services.d/*.cfg."""
+    haproxy = collected / "ctl1" / HAPROXY
+    text = haproxy.read_text()
+    start = text.index("# galera (mariadb-galera)")
+    end = text.index("# keystone on")
+    services = haproxy.parent / "services.d"
+    services.mkdir()
+    fragment = services / "mariadb.cfg"
+    fragment.write_text(text[start:end].replace("    option httpchk GET /\n",
+                                                "    option mysql-check user haproxy\n"))
+    haproxy.write_text(text[:start] + text[end:])
+    assert findings(import_configs(collected), "galera-backend-check") == [
+        (str(fragment), line_of(fragment, "option mysql-check"), "error")]

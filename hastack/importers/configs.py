@@ -85,7 +85,15 @@ class _Host:
     keepalived: KeepalivedConfig | None = None
     mysql: list[IniFile] = field(default_factory=list)
     rabbitmq: KeyValueFile | None = None
-    oslo: dict[str, IniFile] = field(default_factory=dict)    # file name -> parsed
+    # Every copy of every OpenStack file (Kolla-Ansible keeps one per container, e.g.
+    # /etc/kolla/neutron-server/neutron.conf and /etc/kolla/neutron-l3-agent/neutron.conf).
+    oslo: list[tuple[str, IniFile]] = field(default_factory=list)
+
+    def oslo_file(self, name: str) -> IniFile | None:
+        return next((ini for file_name, ini in self.oslo if file_name == name), None)
+
+    def has_file(self, name: str) -> bool:
+        return self.oslo_file(name) is not None
     memcached: Path | None = None
     address: tuple[ipaddress.IPv4Interface, Origin] | None = None
     interface: str = "eth0"
@@ -159,8 +167,13 @@ def _read_host(directory: Path) -> _Host:
     for path in sorted(directory.rglob("*")):
         if path.is_file() and path.name in wanted:
             host.files.setdefault(path.name, []).append(path)
-    for path in host.files.get("haproxy.cfg", [])[:1]:
-        host.haproxy = parse_haproxy(read_text(path), str(path))
+    haproxy_files = host.files.get("haproxy.cfg", [])[:1]
+    if haproxy_files:
+        # Kolla-Ansible splits its HAProxy configuration: haproxy.cfg and services.d/*.cfg.
+        fragments = sorted((haproxy_files[0].parent / "services.d").glob("*.cfg"))
+        parsed = [parse_haproxy(read_text(p), str(p)) for p in [haproxy_files[0], *fragments]]
+        host.haproxy = HaproxyConfig(parsed[0].file,
+                                     tuple(s for c in parsed for s in c.sections))
     for path in host.files.get("keepalived.conf", [])[:1]:
         host.keepalived = parse_keepalived(read_text(path), str(path))
     for file_name in MYSQL_FILES:
@@ -170,8 +183,8 @@ def _read_host(directory: Path) -> _Host:
         host.rabbitmq = parse_rabbitmq_conf(read_text(path), str(path))
     for file_name in (*SERVICE_FILES, *NEUTRON_AGENT_FILES):
         if file_name.endswith((".conf", ".ini")):
-            for path in host.files.get(file_name, [])[:1]:
-                host.oslo[file_name] = parse_oslo_ini(read_text(path), str(path))
+            for path in host.files.get(file_name, []):
+                host.oslo.append((file_name, parse_oslo_ini(read_text(path), str(path))))
     host.memcached = next(iter(host.files.get("memcached.conf", [])), None)
     return host
 
@@ -200,7 +213,7 @@ def _addresses(host: _Host) -> None:
         if listener and ":" in listener.value:
             candidates.append((listener.value.rsplit(":", 1)[0],
                                Origin(host.rabbitmq.file, listener.line)))
-    for ini in host.oslo.values():
+    for _, ini in host.oslo:
         for key in ("bind_host", "my_ip", "local_ip"):
             value = ini.get("DEFAULT", key)
             if value:
@@ -228,10 +241,10 @@ def _is_galera(mysql: Iterable[IniFile]) -> bool:
 
 def _roles(host: _Host) -> None:
     roles: list[str] = []
-    controller = "keystone.conf" in host.oslo or any(
-        ini.get("database", "connection") for name, ini in host.oslo.items()
-        if name not in ("nova.conf",)) or (
-        "nova.conf" in host.oslo and host.oslo["nova.conf"].get("api_database", "connection"))
+    nova = host.oslo_file("nova.conf")
+    controller = host.has_file("keystone.conf") or any(
+        ini.get("database", "connection") for name, ini in host.oslo
+        if name != "nova.conf") or bool(nova and nova.get("api_database", "connection"))
     if controller:
         roles.append("controller")
     if host.haproxy or host.keepalived:
@@ -240,9 +253,8 @@ def _roles(host: _Host) -> None:
         roles.append("database")
     if host.rabbitmq:
         roles.append("messaging")
-    if any(name in host.oslo for name in NEUTRON_AGENT_FILES):
+    if any(host.has_file(name) for name in NEUTRON_AGENT_FILES):
         roles.append("network")
-    nova = host.oslo.get("nova.conf")
     if nova and not controller and (nova.get("DEFAULT", "compute_driver") or "libvirt"
                                     in nova.sections):
         roles.append("compute")
@@ -327,7 +339,7 @@ def _vips(facts: CloudFacts, hosts: list[_Host]) -> None:
                                        "on an address that is not a host's")])
     used_by_clients: set[str] = set()
     for host in hosts:
-        for ini in host.oslo.values():
+        for _, ini in host.oslo:
             for group, key in (("database", "connection"), ("keystone_authtoken", "auth_url")):
                 url = ini.get(group, key)
                 if url:
@@ -359,7 +371,7 @@ def _haproxy_facts(host: _Host, facts: CloudFacts, by_address: dict[str, str]) -
         return
     galera_writers: list[Origin] = []
     for section, defaults in config.proxies():
-        backend = _backend(config, section, defaults)
+        backend = _backend(section, defaults)
         if backend is None:
             continue
         facts.backends.append(backend)
@@ -374,7 +386,7 @@ def _haproxy_facts(host: _Host, facts: CloudFacts, by_address: dict[str, str]) -
             facts.set("settings.galera.writers", len(galera_writers), origin)
 
 
-def _backend(config: HaproxyConfig, section: HaproxySection,
+def _backend(section: HaproxySection,
              defaults: HaproxySection | None) -> Backend | None:
     servers_lines = list(section.find("server"))
     if not servers_lines:
@@ -382,7 +394,7 @@ def _backend(config: HaproxyConfig, section: HaproxySection,
     default_server = _server_params(
         [w for d in (defaults.find("default-server") if defaults else ()) for w in d.words[1:]]
         + [w for d in section.find("default-server") for w in d.words[1:]])
-    check, check_origin = "tcp", Origin(config.file, servers_lines[0].line)
+    check, check_origin = "tcp", Origin(section.file, servers_lines[0].line)
     for scope in (defaults, section):
         if scope is None:
             continue
@@ -390,14 +402,14 @@ def _backend(config: HaproxyConfig, section: HaproxySection,
             if d.keyword == "option" and len(d.words) > 1 and d.words[1] in (
                     "httpchk", "mysql-check", "pgsql-check", "redis-check", "ssl-hello-chk",
                     "smtpchk", "ldap-check", "tcp-check", "external-check"):
-                check, check_origin = d.words[1], Origin(config.file, d.line)
+                check, check_origin = d.words[1], Origin(scope.file, d.line)
             elif d.keyword == "no" and d.words[1:3] == ("option", check):
-                check, check_origin = "tcp", Origin(config.file, d.line)
+                check, check_origin = "tcp", Origin(scope.file, d.line)
     servers = []
     haproxy_defaults = upstream_source("haproxy")
     for d in servers_lines:
         if len(d.words) < 3:
-            raise ImportFileError([Problem(config.file, d.line, section.name,
+            raise ImportFileError([Problem(section.file, d.line, section.name,
                                            "server needs a name and an address")])
         params = {**default_server, **_server_params(list(d.words[3:]))}
         host, _, port = d.words[2].rpartition(":") if ":" in d.words[2] else (d.words[2], "", "")
@@ -408,17 +420,17 @@ def _backend(config: HaproxyConfig, section: HaproxySection,
             fall = int(params.get("fall", upstream_default("haproxy", "fall")))
             rise = int(params.get("rise", upstream_default("haproxy", "rise")))
         except ValueError as exc:
-            raise ImportFileError([Problem(config.file, d.line, section.name, str(exc))]) \
+            raise ImportFileError([Problem(section.file, d.line, section.name, str(exc))]) \
                 from None
         servers.append(Server(
             name=d.words[1], address=host, port=int(port) if port.isdigit() else None,
             backup="backup" in params, checked="check" in params,
-            inter_ms=inter, fall=fall, rise=rise, origin=Origin(config.file, d.line),
+            inter_ms=inter, fall=fall, rise=rise, origin=Origin(section.file, d.line),
             timing_from_default=(f"{', '.join(unset)} not set: {haproxy_defaults}"
                                  if unset else ""),
         ))
     galera = _serves_galera(section, servers)
-    return Backend(section.name, Origin(config.file, section.line), check, check_origin,
+    return Backend(section.name, Origin(section.file, section.line), check, check_origin,
                    tuple(servers), galera)
 
 
@@ -504,7 +516,7 @@ def _memcached_facts(host: _Host, facts: CloudFacts) -> None:
 # --- OpenStack services (oslo.config files) -------------------------------------------------------
 
 def _oslo_facts(host: _Host, facts: CloudFacts) -> None:
-    for file_name, ini in host.oslo.items():
+    for file_name, ini in host.oslo:
         for section in ("DEFAULT", "oslo_messaging_notifications"):
             url = ini.get(section, "transport_url")
             if url is not None:

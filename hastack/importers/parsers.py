@@ -115,6 +115,7 @@ class HaproxySection:
     name: str
     line: int
     directives: tuple[Directive, ...]
+    file: str = ""          # a configuration may be split over files (haproxy -f DIR)
 
     def find(self, *words: str) -> Iterator[Directive]:
         """Directives starting with these words (`find("option", "mysql-check")`)."""
@@ -146,7 +147,7 @@ def parse_haproxy(text: str, file: str) -> HaproxyConfig:
 
     def close() -> None:
         if kind:
-            sections.append(HaproxySection(kind, name, start, tuple(directives)))
+            sections.append(HaproxySection(kind, name, start, tuple(directives), file))
 
     for number, raw in enumerate(text.splitlines(), start=1):
         try:
