@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 from ruamel.yaml import YAML
 
+from hastack.catalog import Catalog
 from hastack.checks import SEVERITY_ORDER, Finding, run_checks
 from hastack.errors import ImportFileError, Problem
 from hastack.importers.parsers import Origin
@@ -225,7 +226,7 @@ def finish(facts: CloudFacts) -> Imported:
     return Imported(cloud, facts, tuple(placed), tuple(unplaced))
 
 
-def _origin_of(finding: Finding, facts: CloudFacts, catalog: Any) -> Origin | None:
+def _origin_of(finding: Finding, facts: CloudFacts, catalog: Catalog) -> Origin | None:
     known = {**facts.origins, **{key: origin for key, (_, origin) in facts.settings.items()},
              **{f"service.{name}": origin for name, origin in facts.services.items()}}
     keys = [k.format(subject=finding.subject) for k in RULE_FACTS.get(finding.rule, ())]

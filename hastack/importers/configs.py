@@ -47,6 +47,7 @@ from hastack.importers.parsers import (
     parse_oslo_ini,
     parse_rabbitmq_conf,
     read_text,
+    server_options,
 )
 from hastack.model.cloud import CLOUD_NAME_PATTERN, NODE_NAME_PATTERN, SERVICES
 
@@ -391,7 +392,7 @@ def _backend(section: HaproxySection,
     servers_lines = list(section.find("server"))
     if not servers_lines:
         return None
-    default_server = _server_params(
+    default_server = server_options(
         [w for d in (defaults.find("default-server") if defaults else ()) for w in d.words[1:]]
         + [w for d in section.find("default-server") for w in d.words[1:]])
     check, check_origin = "tcp", Origin(section.file, servers_lines[0].line)
@@ -411,7 +412,7 @@ def _backend(section: HaproxySection,
         if len(d.words) < 3:
             raise ImportFileError([Problem(section.file, d.line, section.name,
                                            "server needs a name and an address")])
-        params = {**default_server, **_server_params(list(d.words[3:]))}
+        params = {**default_server, **server_options(list(d.words[3:]))}
         host, _, port = d.words[2].rpartition(":") if ":" in d.words[2] else (d.words[2], "", "")
         unset = [k for k in ("inter", "fall", "rise") if k not in params]
         try:
@@ -432,30 +433,6 @@ def _backend(section: HaproxySection,
     galera = _serves_galera(section, servers)
     return Backend(section.name, Origin(section.file, section.line), check, check_origin,
                    tuple(servers), galera)
-
-
-# Server options that take a value (the rest are flags); enough to read the ones HA needs.
-_VALUED = frozenset({
-    "inter", "fastinter", "downinter", "fall", "rise", "port", "addr", "weight", "maxconn",
-    "on-marked-down", "on-marked-up", "on-error", "slowstart", "agent-port", "agent-inter",
-    "cookie", "id", "init-addr", "resolvers", "observe", "error-limit", "pool-max-conn",
-    "check-sni", "sni", "ca-file", "crt", "verify", "proto", "alpn", "source", "track",
-    "maxqueue", "minconn", "redir", "resolve-prefer", "ws", "pool-purge-delay", "namespace",
-})
-
-
-def _server_params(words: list[str]) -> dict[str, str]:
-    params: dict[str, str] = {}
-    i = 0
-    while i < len(words):
-        word = words[i]
-        if word in _VALUED and i + 1 < len(words):
-            params[word] = words[i + 1]
-            i += 2
-        else:
-            params[word] = ""
-            i += 1
-    return params
 
 
 def _serves_galera(section: HaproxySection, servers: list[Server]) -> bool:

@@ -33,7 +33,15 @@ from hastack.importers import (
     finish,
     upstream_default,
 )
-from hastack.importers.parsers import Inventory, Origin, parse_inventory, read_text
+from hastack.importers.parsers import (
+    Inventory,
+    Origin,
+    haproxy_time_ms,
+    parse_inventory,
+    read_text,
+    server_options,
+    split_words,
+)
 from hastack.model.cloud import NODE_NAME_PATTERN, SERVICES
 
 KOLLA = "kolla-ansible"
@@ -383,11 +391,10 @@ def _health_checks(settings: KollaGlobals, facts: CloudFacts) -> None:
     if not haproxy.value:
         return
     check = settings.get("haproxy_health_check")
-    words = str(check.value).split()
-    params = dict(zip(words[1::2], words[2::2], strict=False))
-    params.update({w: "" for w in words if w in ("check",)})
+    params = server_options(split_words(str(check.value)))
     try:
-        inter = float(params.get("inter", upstream_default("haproxy", "inter_ms")))
+        inter = haproxy_time_ms(params.get("inter", str(upstream_default("haproxy",
+                                                                        "inter_ms"))))
         fall = int(params.get("fall", upstream_default("haproxy", "fall")))
         rise = int(params.get("rise", upstream_default("haproxy", "rise")))
     except ValueError:
@@ -396,7 +403,7 @@ def _health_checks(settings: KollaGlobals, facts: CloudFacts) -> None:
                                        f"cannot read inter/fall/rise in '{check.value}'")]) \
             from None
     origin = check.origin if check.how == "set" else haproxy.origin
-    server = Server("every back end", "", None, False, "check" in words, inter, fall, rise,
+    server = Server("every back end", "", None, False, "check" in params, inter, fall, rise,
                     origin, "" if check.how == "set" else
                     f"Kolla-Ansible's haproxy_health_check '{check.value}'")
     facts.backends.append(Backend("haproxy_health_check", origin, "httpchk", origin,

@@ -183,6 +183,31 @@ def haproxy_time_ms(value: str) -> float:
     return float(match.group(1)) * TIME_UNITS_MS[match.group(2) or "ms"]
 
 
+# Server options that take a value (the rest are flags): enough to read the ones HA needs.
+_VALUED_SERVER_OPTIONS = frozenset({
+    "inter", "fastinter", "downinter", "fall", "rise", "port", "addr", "weight", "maxconn",
+    "on-marked-down", "on-marked-up", "on-error", "slowstart", "agent-port", "agent-inter",
+    "cookie", "id", "init-addr", "resolvers", "observe", "error-limit", "pool-max-conn",
+    "check-sni", "sni", "ca-file", "crt", "verify", "proto", "alpn", "source", "track",
+    "maxqueue", "minconn", "redir", "resolve-prefer", "ws", "pool-purge-delay", "namespace",
+})
+
+
+def server_options(words: list[str]) -> dict[str, str]:
+    """The options after `server NAME ADDRESS` (or `default-server`): flags map to ""."""
+    options: dict[str, str] = {}
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word in _VALUED_SERVER_OPTIONS and i + 1 < len(words):
+            options[word] = words[i + 1]
+            i += 2
+        else:
+            options[word] = ""
+            i += 1
+    return options
+
+
 # --- keepalived --------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

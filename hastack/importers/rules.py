@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from hastack.catalog import cite
 from hastack.checks import Finding, Severity
-from hastack.importers import CloudFacts, ImportFinding, Origin
+from hastack.importers import CloudFacts, ImportFinding, Origin, Setting
 from hastack.render.budget import budget_for_target
 
 KOLLA_DEFAULT_VRID = 51
@@ -231,9 +231,8 @@ def memcached_client_stall(facts: CloudFacts, r: ImportRule) -> Iterator[ImportF
             )
 
 
-def _default(setting: object) -> str:
-    default_of = getattr(setting, "default_of", "")
-    return f" (not set: {default_of}'s default)" if default_of else ""
+def _default(setting: Setting) -> str:
+    return f" (not set: {setting.default_of}'s default)" if setting.default_of else ""
 
 
 def _host_port(server: str, default_port: int) -> str:
