@@ -4,6 +4,7 @@ finding at the mutated file and line, and the unmutated files give none of it.""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -158,6 +159,15 @@ def test_vrrp_without_nopreempt(collected: Path) -> None:
     instance = line_of(keepalived, "vrrp_instance demo-internal")
     assert findings(import_configs(collected), "vrrp-preempt") == [
         (str(keepalived), instance, "warning")]
+
+
+def test_nopreempt_with_state_master_is_ignored_by_keepalived(collected: Path) -> None:
+    keepalived = collected / "ctl3" / KEEPALIVED
+    mutate(keepalived, "    state BACKUP\n", "    state MASTER\n")
+    instance = line_of(keepalived, "vrrp_instance demo-internal")
+    found = [f for f in import_configs(collected).findings if f.finding.rule == "vrrp-preempt"]
+    assert [(f.origin.file, f.origin.line) for f in found] == [(str(keepalived), instance)]
+    assert "ignored with state MASTER" in found[0].finding.message
 
 
 def test_vrrp_with_nopreempt_passes(collected: Path) -> None:
@@ -317,7 +327,10 @@ def test_command_line_prints_file_line_findings_and_writes_the_model(
 def test_command_line_exit_codes(collected: Path, tmp_path: Path) -> None:
     clean = run_import("configs", collected, "--format", "json")
     assert clean.returncode == 0, clean.stdout + clean.stderr
-    assert '"findings"' in clean.stdout
+    report = json.loads(clean.stdout)
+    assert report["findings"] and all(f["file"].startswith(str(collected)) and f["line"]
+                                      for f in report["findings"])
+    assert "monitoring-required" in report["not_judged"]
     (collected / "ctl1" / HAPROXY).write_text("  maxconn 10\n")
     broken = run_import("configs", collected)
     assert broken.returncode == 2
