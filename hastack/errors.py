@@ -54,3 +54,8 @@ class RenderError(HastackError):
 
 class LabError(HastackError):
     """The lab could not be built, queried or torn down."""
+
+
+class ImportFileError(CloudFileError):
+    """A file of an existing cloud (`hastack import`) cannot be read or parsed; each problem
+    names the file and line."""

@@ -71,6 +71,10 @@ LAB_COMMANDS: dict[str, tuple[str, str]] = {
     "chaos": ("hastack.cli.chaos", "chaos"),
     "demo": ("hastack.cli.chaos", "demo"),
 }
+# Other stages' commands, loaded the same way: `hastack import` reads existing clouds.
+STAGE_COMMANDS: dict[str, tuple[str, str]] = {
+    "import": ("hastack.cli.importing", "import_group"),
+}
 
 
 class HastackGroup(click.Group):
@@ -78,11 +82,11 @@ class HastackGroup(click.Group):
     the lab's commands on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *LAB_COMMANDS})
+        return sorted({*super().list_commands(ctx), *LAB_COMMANDS, *STAGE_COMMANDS})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
-        if command is None and cmd_name in LAB_COMMANDS:
+        if command is None and (cmd_name in LAB_COMMANDS or cmd_name in STAGE_COMMANDS):
             command = _load_lab_command(cmd_name)
             self.add_command(command, cmd_name)
         return command
@@ -125,7 +129,7 @@ def cli() -> None:
 
 
 def _load_lab_command(name: str) -> click.Command:
-    module_name, attribute = LAB_COMMANDS[name]
+    module_name, attribute = LAB_COMMANDS.get(name) or STAGE_COMMANDS[name]
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
