@@ -357,6 +357,9 @@ def _keystone(view: NodeView, ini: IniFile) -> None:
             "Identical on every node, or tokens issued by one are refused by the others.")
     ini.set("credential", "provider", "fernet")
     ini.set("credential", "key_repository", "/etc/keystone/credential-keys/")
+    ini.set("oslo_middleware", "enable_proxy_headers_parsing", True,
+            "HAProxy sets X-Forwarded-Proto (https on the public VIP): Keystone's links then "
+            "carry the scheme the client used.")
 
 
 def _glance(view: NodeView, ini: IniFile) -> None:
@@ -388,7 +391,8 @@ def _nova(view: NodeView, ini: IniFile) -> None:
     ini.set("vnc", "server_proxyclient_address", view.ip)
     if novnc is not None:
         port = plan.port("nova-novncproxy", "novnc")
-        ini.set("vnc", "novncproxy_base_url", f"http://{public}:{port}/vnc_auto.html",
+        scheme = "https" if plan.cloud.public_tls else "http"
+        ini.set("vnc", "novncproxy_base_url", f"{scheme}://{public}:{port}/vnc_auto.html",
                 "Browsers reach the console proxy through the VIP.")
         if "nova-novncproxy" in view.processes:
             ini.set("vnc", "novncproxy_host", view.ip)
