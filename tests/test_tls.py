@@ -291,3 +291,29 @@ def test_clouds_yaml_goes_through_the_public_vip_trusting_the_ca(tmp_path: Path,
         assert auth["auth_url"] == "http://198.18.0.100:5000/v3"
         assert "cacert" not in on_client and keystone.CLIENT_CA not in client.files
         assert keystone._bootstrap_args(world.site)[-1] == f"http://{VIP}:5000/v3"
+
+
+def test_a_certificate_near_its_end_is_made_again(tmp_path: Path) -> None:
+    first = completed(write_cloud(tmp_path))
+    ending = dict(first)
+    ending[tls.PUBLIC_SECRET] = new_server(first[tls.CA_SECRET], VIP, ["demo-public"],
+                                           valid_days=10)
+    renewed = completed(write_cloud(tmp_path), ending)
+    assert renewed[tls.PUBLIC_SECRET] not in (ending[tls.PUBLIC_SECRET],
+                                              first[tls.PUBLIC_SECRET])
+    assert renewed[tls.CA_SECRET] == first[tls.CA_SECRET]
+
+
+def test_a_user_certificate_for_other_names_is_an_error(tmp_path: Path) -> None:
+    ca = new_ca("example")
+    cert, key = split_pem(new_server(ca, "192.0.2.7", ["elsewhere.example.org"]), tmp_path)
+    cloud_file = write_cloud(tmp_path, user_tls(cert, key))
+    message = problem_of(cloud_file)
+    line = key_line(cloud_file, "certificate")
+    assert message == (f"{cloud_file}:{line}: settings.tls.certificate: {cert}: names "
+                       f"192.0.2.7, elsewhere.example.org, not {VIP}: clients of the public "
+                       "VIP would refuse it")
+    # Naming the hostname the cloud file gives is enough.
+    cloud_file = write_cloud(tmp_path, user_tls(cert, key)
+                             + "    hostname: elsewhere.example.org\n")
+    assert load_cloud(cloud_file).public_hostname == "elsewhere.example.org"

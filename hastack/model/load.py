@@ -87,7 +87,35 @@ def tls_file_problems(cloud: Cloud) -> list[tuple[Loc, str]]:
         else:
             problems.append((cert_loc, f"{tls.certificate} with {tls.key}: OpenSSL cannot "
                                        f"load them ({exc.reason or exc})"))
-    return problems
+        return problems
+    return [(cert_loc, f"{tls.certificate}: {message}")
+            for message in _certificate_name_problems(cloud, tls.certificate)]
+
+
+def _certificate_name_problems(cloud: Cloud, certificate: Path) -> list[str]:
+    """A certificate TLS clients would refuse: expired, or naming neither the public VIP's
+    address nor (when set) its hostname."""
+    import datetime
+
+    from cryptography import x509
+
+    # The first certificate of the file is the server's (intermediates follow it).
+    cert = x509.load_pem_x509_certificate(certificate.read_bytes())
+    not_after = cert.not_valid_after_utc
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)]
+        names += sans.get_values_for_type(x509.DNSName)
+    except x509.ExtensionNotFound:
+        names = []
+    if not_after < datetime.datetime.now(datetime.UTC):
+        return [f"expired on {not_after:%Y-%m-%d}"]
+    wanted = [cloud.settings.tls.hostname] if cloud.settings.tls.hostname else []
+    wanted += [str(cloud.vips.public)] if cloud.vips.public is not None else []
+    if not wanted or any(w in names for w in wanted):
+        return []
+    return [f"names {', '.join(names) or 'nothing (no subject alternative names)'}, not "
+            f"{' or '.join(wanted)}: clients of the public VIP would refuse it"]
 
 
 def parse_cloud(text: str, filename: str = "cloud.yaml") -> Cloud:

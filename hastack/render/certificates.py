@@ -6,8 +6,8 @@ and a server certificate for HAProxy whose subject alternative names are the pub
 address and DNS name — what TLS clients match (RFC 6125; the common name is not used).
 
 ECDSA P-256 keys: fast to make, and what OpenSSL's default security level accepts. The CA
-lives ten years, the server certificate two and a quarter (825 days, the longest validity
-Apple's TLS clients accept).
+lives ten years, the server certificate 825 days (the longest validity Apple's TLS clients
+accept); each is made again in its last `RENEW_DAYS`, at the next render.
 
 `cryptography` is imported only when a certificate is made, so that importing the renderers
 stays cheap; the helpers that only read PEM text need nothing beyond the standard library.
@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 CA_DAYS = 3650
 SERVER_DAYS = 825
+RENEW_DAYS = 30
 _PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----\r?\n?", re.S)
 
 
@@ -35,6 +36,14 @@ def pem_blocks(text: str, label: str) -> list[str]:
 def fingerprint(pem: str) -> str:
     """A short, stable name for a PEM text (which CA signed a server certificate)."""
     return hashlib.sha256(pem.encode()).hexdigest()[:16]
+
+
+def expires_within(pem: str, days: int) -> bool:
+    """Whether the first certificate of a PEM text ends within `days`."""
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate(pem_blocks(pem, "CERTIFICATE")[0].encode())
+    return cert.not_valid_after_utc - _now() < datetime.timedelta(days=days)
 
 
 def new_ca(cloud: str) -> str:
@@ -65,7 +74,8 @@ def new_ca(cloud: str) -> str:
     return _cert_pem(cert) + _key_pem(key)
 
 
-def new_server(ca: str, address: str, dns_names: Sequence[str]) -> str:
+def new_server(ca: str, address: str, dns_names: Sequence[str],
+               valid_days: int = SERVER_DAYS) -> str:
     """A server certificate for `address` and `dns_names`, signed by the CA text `new_ca`
     made: certificate, then its private key."""
     from cryptography import x509
@@ -88,7 +98,7 @@ def new_server(ca: str, address: str, dns_names: Sequence[str]) -> str:
         .subject_name(subject).issuer_name(ca_cert.subject).public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=SERVER_DAYS))
+        .not_valid_after(now + datetime.timedelta(days=valid_days))
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,

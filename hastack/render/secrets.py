@@ -5,9 +5,9 @@ output's `secrets.yaml` (mode 0600, written by `hastack.deploy.files`) and reuse
 re-render, so an unchanged cloud renders byte-identical files. There are no default passwords.
 
 Certificates are secrets too: a cloud's CA (`tls-ca`) and a server certificate it signs
-(`tls-server`, bound to its `subject` names and its `issuer`: made again when either changes,
-and only then). A `file` secret is what the user keeps in files (a certificate and key they
-supply): read again at every completion, so it always follows the files.
+(`tls-server`, bound to its `subject` names and its `issuer`: made again when either changes
+or it nears its end, and only then). A `file` secret is what the user keeps in files (a
+certificate and key they supply): read again at every completion, so it follows the files.
 """
 
 from __future__ import annotations
@@ -77,7 +77,8 @@ def _complete_certificate(values: dict[str, str], spec: SecretSpec) -> None:
     made_for = " ".join(spec.subject)
     if spec.kind == "tls-server":
         made_for += f" issuer {certificates.fingerprint(values[spec.issuer])}"
-    if values.get(spec.name) and values.get(bound_to(spec.name)) == made_for:
+    if (values.get(spec.name) and values.get(bound_to(spec.name)) == made_for
+            and not certificates.expires_within(values[spec.name], certificates.RENEW_DAYS)):
         return
     if spec.kind == "tls-ca":
         values[spec.name] = certificates.new_ca(spec.subject[0])
