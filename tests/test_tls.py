@@ -4,6 +4,7 @@ what a real TLS client makes of the rendered certificate."""
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import ssl
 import threading
@@ -254,7 +255,6 @@ def test_api_workload_verifies_https_with_the_cloud_ca(tmp_path: Path) -> None:
 @pytest.mark.parametrize("tls_on", [True, False])
 def test_clouds_yaml_goes_through_the_public_vip_trusting_the_ca(tmp_path: Path,
                                                                  tls_on: bool) -> None:
-    import ipaddress
     import json
 
     from hastack.deploy.systems import keystone
@@ -317,3 +317,66 @@ def test_a_user_certificate_for_other_names_is_an_error(tmp_path: Path) -> None:
     cloud_file = write_cloud(tmp_path, user_tls(cert, key)
                              + "    hostname: elsewhere.example.org\n")
     assert load_cloud(cloud_file).public_hostname == "elsewhere.example.org"
+
+
+# --- the chaos API workload's target -----------------------------------------------------
+
+
+class _Control:
+    """What `workload_options` reads of a deployment."""
+
+    def __init__(self, cloud_file: Path, state: Path) -> None:
+        self.cloud = load_cloud(cloud_file)
+        self.plan = make_plan(self.cloud)
+        self.state = state
+        self._secrets = complete({}, secret_specs(self.plan))
+
+    def secrets(self) -> dict[str, str]:
+        return self._secrets
+
+    def standin_needed(self) -> bool:
+        return False
+
+
+@pytest.mark.parametrize("tls_on", [True, False])
+def test_the_api_workload_talks_https_to_the_public_vip(tmp_path: Path, tls_on: bool) -> None:
+    from typing import Any, cast
+
+    from hastack.chaos.scenarios import workload_options
+
+    control = _Control(write_cloud(tmp_path, "" if tls_on else "\n  tls: {public: false}\n"),
+                       tmp_path)
+    api = workload_options(cast(Any, control), "run-1")["api"]
+    if tls_on:
+        assert api["target"] == f"https://{VIP}:5000/v3"
+        assert Path(api["cacert"]).read_text() == tls.ca_certificate(control.plan,
+                                                                     control.secrets())
+    else:
+        assert api["target"] == "http://198.18.0.100:5000/v3" and "cacert" not in api
+
+
+def test_an_expired_user_certificate_is_an_error(tmp_path: Path) -> None:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "old")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(now - datetime.timedelta(days=400))
+            .not_valid_after(now - datetime.timedelta(days=35))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address(VIP))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = tmp_path / "old.crt", tmp_path / "old.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    message = problem_of(write_cloud(tmp_path, user_tls(cert_file, key_file)))
+    expired_on = (now - datetime.timedelta(days=35)).strftime("%Y-%m-%d")
+    assert message.endswith(f"settings.tls.certificate: {cert_file}: expired on {expired_on}")
