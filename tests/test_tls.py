@@ -380,3 +380,24 @@ def test_an_expired_user_certificate_is_an_error(tmp_path: Path) -> None:
     message = problem_of(write_cloud(tmp_path, user_tls(cert_file, key_file)))
     expired_on = (now - datetime.timedelta(days=35)).strftime("%Y-%m-%d")
     assert message.endswith(f"settings.tls.certificate: {cert_file}: expired on {expired_on}")
+
+
+@pytest.mark.parametrize("tls_on", [True, False])
+def test_apis_behind_the_public_vip_read_the_scheme_from_haproxy(tmp_path: Path,
+                                                                 tls_on: bool) -> None:
+    import configparser
+
+    plan = make_plan(load_cloud(write_cloud(tmp_path, "" if tls_on else
+                                            "\n  tls: {public: false}\n")))
+    files = {f.path: f for f in render_cloud(plan, complete({}, secret_specs(plan)))
+             if f.node == "ctl1"}
+    for path in ("etc/keystone/keystone.conf", "etc/glance/glance-api.conf",
+                 "etc/nova/nova.conf", "etc/neutron/neutron.conf", "etc/cinder/cinder.conf"):
+        ini = configparser.ConfigParser(interpolation=None)
+        ini.read_string(str(files[path].content))
+        parsing = ini.get("oslo_middleware", "enable_proxy_headers_parsing", fallback=None)
+        assert parsing == ("true" if tls_on else None), path
+    nova = configparser.ConfigParser(interpolation=None)
+    nova.read_string(str(files["etc/nova/nova.conf"].content))
+    scheme = "https" if tls_on else "http"
+    assert nova["vnc"]["novncproxy_base_url"] == f"{scheme}://{VIP}:6080/vnc_auto.html"

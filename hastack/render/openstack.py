@@ -351,15 +351,23 @@ def _listen(view: NodeView, ini: IniFile) -> None:
 # --- per-service sections -------------------------------------------------------------------
 
 
+def _proxy_headers(view: NodeView, ini: IniFile) -> None:
+    """An API behind TLS on the public VIP reads the scheme from HAProxy's X-Forwarded-Proto
+    (oslo.middleware's http_proxy_to_wsgi), so the links it returns say https there. HAProxy
+    overwrites that header on every bind, so a client cannot claim a scheme of its own."""
+    public = any("public" in f.vips for p in view.plan.processes
+                 if p.process in view.processes for f in p.frontends)
+    if view.plan.cloud.public_tls and public:
+        ini.set("oslo_middleware", "enable_proxy_headers_parsing", True,
+                "HAProxy says which scheme the client used (https on the public VIP).")
+
+
 def _keystone(view: NodeView, ini: IniFile) -> None:
     ini.set("token", "provider", "fernet")
     ini.set("fernet_tokens", "key_repository", "/etc/keystone/fernet-keys/",
             "Identical on every node, or tokens issued by one are refused by the others.")
     ini.set("credential", "provider", "fernet")
     ini.set("credential", "key_repository", "/etc/keystone/credential-keys/")
-    ini.set("oslo_middleware", "enable_proxy_headers_parsing", True,
-            "HAProxy sets X-Forwarded-Proto (https on the public VIP): Keystone's links then "
-            "carry the scheme the client used.")
 
 
 def _glance(view: NodeView, ini: IniFile) -> None:
@@ -672,6 +680,7 @@ def _main_file(view: NodeView) -> IniFile:
     api = any(p.frontends for p in plan.processes if p.process in view.processes)
     if config.service != "keystone" and api:
         _keystone_authtoken(view, ini)
+    _proxy_headers(view, ini)
     if config.extra is not None:
         config.extra(view, ini)
     return ini
