@@ -121,6 +121,10 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], str, str,
                                          setting("galera", arbitrator="com0"))),
     "swift-replicas": (lambda c: c.update(nodes=[n for n in c["nodes"] if n["name"] != "st3"]),
                        "warning", "swift-ring", no_change),
+    "public-vip-without-tls": (both(lambda c: c["vips"].update(public="198.18.0.101"),
+                                    setting("tls", public=False)),
+                               "warning", "vips.public",
+                               lambda c: c["vips"].update(public="198.18.0.101")),
 }
 
 

@@ -382,3 +382,19 @@ def swift_replicas(plan: Plan, r: Rule) -> Iterator[Finding]:
         "losing one node loses several copies of the same objects",
         "run the Swift storage services on at least 3 nodes",
     )
+
+
+@rule("public-vip-without-tls", "warning",
+      "the public VIP serves the APIs over plain HTTP",
+      cite(("security-guide", "Secure communication: API endpoints behind TLS")))
+def public_vip_without_tls(plan: Plan, r: Rule) -> Iterator[Finding]:
+    public = plan.cloud.vips.public
+    if public is None or plan.cloud.public_tls:
+        return
+    yield r.finding(
+        "vips.public",
+        f"the public VIP {public} carries passwords and tokens in clear text: anyone on the "
+        "path between a user and the cloud reads them and can replay a token",
+        "remove settings.tls.public: false (HAProxy then terminates TLS with a certificate "
+        "hastack generates), or supply one with settings.tls.certificate and key",
+    )

@@ -359,7 +359,9 @@ def render(cloud_file: Path | None, out_dir: Path, force: bool) -> None:
 
     Files land under OUT/<node>/ at their real paths (e.g. OUT/ctl1/etc/haproxy/haproxy.cfg).
     Secrets are generated once into OUT/secrets.yaml (mode 0600) and reused: re-rendering an
-    unchanged cloud changes no file.
+    unchanged cloud changes no file. They include the cloud's CA and the public VIP's TLS
+    certificate (settings.tls), made again when the VIP's address or name changes or
+    they near their end.
 
     \b
     Example:

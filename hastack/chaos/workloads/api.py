@@ -8,7 +8,8 @@ client's does, so a SYN lost to a VIP holder that just died shows as a slow requ
 rather than of the cloud. ok is a 2xx/3xx answer
 (Keystone's `/` says 300 Multiple Choices); a 5xx (HAProxy's 503 when no back end is up), a
 refused or timed-out connection is a fail — a GET changes nothing, so nothing is
-indeterminate.
+indeterminate. An https target is verified (certificate chain and name) against `--cacert`,
+the cloud's CA, as a real client would; a TLS error is a fail too.
 
 The answering back end is read from the JSON `hostname` (the stand-in API) or an
 `X-Served-By` header (which HAProxy can add for the real Keystone). The service measured is
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import ssl
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -38,7 +40,7 @@ class ApiWorkload(Workload):
     name = NAME
 
     def __init__(self, writer: TimelineWriter, url: str, service: str | None = None,
-                 run_id: str | None = None):
+                 run_id: str | None = None, cacert: str | None = None):
         super().__init__(writer, run_id)
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -50,12 +52,21 @@ class ApiWorkload(Workload):
         self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self.service = service
         self._announced = service is not None
+        self.cacert = cacert
+        self.tls: ssl.SSLContext | None = None
+        if self.https:
+            try:
+                self.tls = ssl.create_default_context(cafile=cacert)
+            except (OSError, ssl.SSLError) as exc:
+                raise ChaosError(f"api: cannot load the CA {cacert}: {exc}") from None
 
     def describe(self) -> dict[str, Any]:
         detail: dict[str, Any] = {"target": self.url, "connect_timeout_s": CONNECT_TIMEOUT_S,
                                   "read_timeout_s": READ_TIMEOUT_S}
         if self.service:
             detail["service"] = self.service
+        if self.cacert:
+            detail["cacert"] = self.cacert
         return detail
 
     def step(self, seq: int) -> None:
@@ -66,8 +77,12 @@ class ApiWorkload(Workload):
 
     def get(self) -> tuple[Outcome, str, str | None, str | None]:
         """(outcome, error, answering back end, HTTP status)."""
-        cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
-        conn = cls(self.host, self.port, timeout=CONNECT_TIMEOUT_S)
+        conn: http.client.HTTPConnection
+        if self.tls is not None:
+            conn = http.client.HTTPSConnection(self.host, self.port, timeout=CONNECT_TIMEOUT_S,
+                                               context=self.tls)
+        else:
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=CONNECT_TIMEOUT_S)
         try:
             conn.connect()
             if conn.sock is not None:
@@ -116,11 +131,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--target", required=True, help="URL, e.g. http://VIP:5000/v3")
     parser.add_argument("--service", default=None,
                         help="name of the measured service (default: from the answer)")
+    parser.add_argument("--cacert", default=None,
+                        help="PEM CA certificate an https target is verified with "
+                             "(default: the system's)")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     try:
         with TimelineWriter(args.out) as writer:
-            workload = ApiWorkload(writer, args.target, args.service, args.run_id)
+            workload = ApiWorkload(writer, args.target, args.service, args.run_id,
+                                   args.cacert)
             issued = workload.run(args.duration, args.rate, stop_on_signals())
             print(json.dumps({"run": workload.run_id, "issued": issued,
                               "service": workload.service}))
