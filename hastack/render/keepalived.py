@@ -4,8 +4,8 @@ keepalived is not planned, so nothing is rendered.
 
 One VRRP instance per VIP, in one sync group per node (the VIPs move together). Every node
 starts as BACKUP with `nopreempt` (a recovered node does not take the VIP back: no needless
-second failover); priorities fall in the plan's candidate
-order. The VIP holder drops to FAULT, releasing the VIP, as soon as HAProxy is gone.
+second failover); priorities fall in the plan's candidate order. The VIP holder drops to
+FAULT, releasing the VIP, as soon as HAProxy is gone.
 
 VRRP version and authentication: keepalived 2.2.7 (`keepalived -t`) rejects `authentication`
 under VRRPv3 ("VRRP version 3 does not support authentication") and rounds VRRPv2 adverts to
