@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import json
 import os
 import select
@@ -42,6 +43,12 @@ class BrowserError(RuntimeError):
     pass
 
 
+def _above_nine(fd: int) -> int:
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+    os.close(fd)
+    return high
+
+
 class Browser:
     def __init__(self, width: int = 1400, height: int = 900):
         executable = chromium()
@@ -51,10 +58,13 @@ class Browser:
         self.profile = tempfile.mkdtemp(prefix="hastack-chromium-")
         to_browser_r, self._to_browser = os.pipe()
         self._from_browser, from_browser_w = os.pipe()
-        # The shell puts the pipe ends on fds 3 and 4 right before exec'ing the browser.
+        # bash (dash takes single-digit fds only) puts the pipe ends on fds 3 and 4 right
+        # before it execs the browser; they are moved above 9 first, so that a redirection
+        # like `3<&4 4>&3` can never happen.
+        to_browser_r, from_browser_w = (_above_nine(to_browser_r), _above_nine(from_browser_w))
         wrapper = f'exec "$@" 3<&{to_browser_r} 4>&{from_browser_w}'
         self.proc = subprocess.Popen(
-            ["/bin/sh", "-c", wrapper, "sh", executable, *FLAGS,
+            ["/bin/bash", "-c", wrapper, "bash", executable, *FLAGS,
              f"--user-data-dir={self.profile}", f"--window-size={width},{height}",
              "about:blank"],
             pass_fds=(to_browser_r, from_browser_w), stdin=subprocess.DEVNULL,

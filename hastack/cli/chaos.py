@@ -58,9 +58,10 @@ def play(sc: Scenario, cloud: Cloud, cloud_file: str, results: Path, target: str
          repeat: int, say: Any) -> dict[str, Any]:
     """One scenario, `repeat` times; the last summary, or the aggregate of the repeats."""
     from hastack.deploy.lab.power import LabControl
-    from hastack.report import write_json, write_scenario_report
+    from hastack.report import save_cloud_copy, write_json, write_scenario_report
 
     control = LabControl(cloud, cloud_file)
+    save_cloud_copy(results, cloud_file)   # what `hastack report` draws and lints
     runs = []
     for i in range(repeat):
         where = results if repeat == 1 else results / f"run-{i + 1}"
@@ -135,7 +136,8 @@ def chaos(scenario_name: str | None, cloud_file: Path | None, target: str | None
         if lab_result.get("recovery_s") is not None:
             console.print(f"lab healthy again {lab_result['recovery_s']:.1f} s after the heal "
                           f"(fault → healthy {lab_result.get('mttr_s', 0):.1f} s)")
-        console.print(f"timeline, summary.json and timeline.png in {results}")
+        console.print(f"timeline, summary.json and timeline.png in {results}; "
+                      f"an HTML report: hastack report {results}")
     if data.get("verdict") != "pass":
         sys.exit(1)
 
@@ -175,13 +177,14 @@ def demo(cloud_file: Path | None, names: str | None, results: Path | None, keep:
     from hastack.deploy.deployer import print_summary
     from hastack.deploy.lab.state import RecordStore, state_dir
     from hastack.deploy.progress import RichReporter
-    from hastack.report import write_json
-    from hastack.report.tables import run_table, suite_table
+    from hastack.report import save_cloud_copy, write_json
+    from hastack.report.tables import demo_summary, run_table
 
     record = RecordStore(state_dir(cloud.name)).load()
     was_up = bool(record and any(n.init and n.init.alive() for n in record.nodes.values()))
     summaries: list[dict[str, Any]] = []
     started = time.monotonic()
+    save_cloud_copy(base, path)
     try:
         with sigterm_as_interrupt():
             console.rule(f"lab {cloud.name}: up")
@@ -213,11 +216,25 @@ def demo(cloud_file: Path | None, names: str | None, results: Path | None, keep:
             done = lab.down(cloud.name, purge=False)
             console.print("; ".join(done) or "nothing to remove")
     if summaries:
-        console.print(suite_table(summaries))
-        console.print(f"reports (timelines, summary.json, timeline.png) under {base}; "
-                      f"suite.json there; {time.monotonic() - started:.0f} s in all")
+        report, why = _html_report(base)
+        console.print(demo_summary(summaries, str(base), report, time.monotonic() - started,
+                                   why))
     if len(summaries) < len(suite) or any(s.get("verdict") != "pass" for s in summaries):
         sys.exit(1)
+
+
+def _html_report(base: Path) -> tuple[str | None, str]:
+    """report.html of the demo's results, or why there is none (the demo's verdicts stand
+    either way)."""
+    from hastack.report.availability import load_rates
+    from hastack.report.html import REPORT_FILE, gather, write_report
+    from hastack.report.results import load_results
+
+    try:
+        path = write_report(gather(load_results(base), load_rates()), base / REPORT_FILE)
+    except HastackError as exc:
+        return None, str(exc)
+    return str(path), ""
 
 
 def _design(cloud: Cloud) -> None:
