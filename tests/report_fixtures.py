@@ -66,3 +66,17 @@ def write_repeat(base: Path, name: str = "galera-writer-crash", runs: int = 3,
     folded["results_dir"] = str(base)
     write_json(base / "aggregate.json", folded)
     return base
+
+
+def write_bench(base: Path, name: str = "vip-holder-crash", repeat: int = 2) -> Path:
+    """bench/failover.py's layout: <profile>/<scenario>-<i>/ and bench.json."""
+    save_cloud_copy(base, DEMO_CLOUD)
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for p, profile in enumerate(("budget", "kolla-ansible")):
+        save_cloud_copy(base / profile, DEMO_CLOUD)
+        runs[profile] = [write_run(base / profile / f"{name}-{i + 1}", name, seed=10 * p + i)
+                         for i in range(repeat)]
+    figures = [{"figure": "API downtime, VIP-holder crash", "target": 1.0, "budget": 0.8,
+                "kolla-ansible": 3.4, "values": {}}]
+    write_json(base / "bench.json", {"figures": figures, "runs": runs})
+    return base

@@ -202,3 +202,24 @@ def test_demo_summary_fits_80_columns_without_cutting_names(demo_dir: Path) -> N
         assert s.name in rows, s.name
     assert f"  {base}/report.html" in lines and f"  {base}" in lines
     assert f"{len(summaries) - 1} of {len(summaries)} scenarios passed in 412 s" in text
+
+
+def test_bench_results_compare_the_profiles(tmp_path: Path) -> None:
+    from tests.report_fixtures import write_bench
+
+    directory = write_bench(tmp_path / "bench")
+    results = load_results(directory)
+    assert results.kind == "bench"
+    assert [s.label for s in results.scenarios] == ["vip-holder-crash (budget)",
+                                                    "vip-holder-crash (kolla-ansible)"]
+    html = report_of(directory)
+    budget = html.split('<section id="budget">')[1].split("</section>")[0]
+    assert "Measured by the bench" in budget and "4.2×" in budget
+    matrix = html.split('<section id="faults">')[1].split("</section>")[0]
+    assert "vip-holder-crash (kolla-ansible)" in matrix and "2 runs" in matrix
+    # Availability counts the cloud's own profile (budget) only.
+    inputs = gather(results, load_rates())
+    vip = next(f for f in inputs.availability.faults if f.scenario == "vip-holder-crash")
+    budget_runs = [s.summary for s in results.scenarios if s.profile == "budget"]
+    assert vip.measured == {w: v["downtime_s"]["median"]
+                            for w, v in budget_runs[0]["workloads"].items()}

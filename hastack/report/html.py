@@ -25,6 +25,7 @@ from markupsafe import Markup
 from hastack.chaos.measure import VIP_HOLDERS
 from hastack.chaos.timeline import Sample
 from hastack.checks import Finding, run_checks
+from hastack.errors import ReportError
 from hastack.model import Cloud, load_cloud
 from hastack.plan import Plan, make_plan
 from hastack.render.budget import budget_for_target, kolla_ansible_defaults, make_budget
@@ -55,8 +56,8 @@ class ReportInputs:
 
 
 def gather(results: Results, rates: Rates) -> ReportInputs:
-    from hastack.errors import ReportError
-
+    """The report's facts: the cloud file's plan and findings, the availability from the
+    measured downtimes."""
     if results.cloud_file is None:
         raise ReportError(f"{results.directory}: no cloud.yaml (the copy of the cloud file "
                           "chaos saves; older runs did not): pass --cloud FILE")
