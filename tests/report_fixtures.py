@@ -33,15 +33,17 @@ def _rename_holders(events: Sequence[Event]) -> list[Event]:
     return out
 
 
-def write_run(directory: Path, name: str, seed: int = 1) -> dict[str, Any]:
-    """One run: its timeline as JSONL, summary.json and timeline.png."""
+def write_run(directory: Path, name: str, seed: int = 1, plot: bool = True) -> dict[str, Any]:
+    """One run: its timeline as JSONL, summary.json and (unless `plot` is false: it costs a
+    second of CPU) timeline.png."""
     events = _rename_holders(synthetic_run(seed))
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / "faults.jsonl", "w") as out:
         for e in events:
             out.write(json.dumps(to_json(e)) + "\n")
     summary = summarise(events, name, Expectations(max_dual_vip_s=1.0), str(directory))
-    write_run_report(directory, events, summary)
+    if plot:
+        write_run_report(directory, events, summary)
     data = summary.as_dict()
     write_json(directory / "summary.json", data)
     return data
@@ -49,10 +51,11 @@ def write_run(directory: Path, name: str, seed: int = 1) -> dict[str, Any]:
 
 def write_demo(base: Path, scenarios: Sequence[str] = ("vip-holder-crash",
                                                       "galera-writer-crash"),
-               cloud_file: Path = DEMO_CLOUD) -> Path:
+               cloud_file: Path = DEMO_CLOUD, plot: bool = True) -> Path:
     """A demo's results: suite.json, one directory per scenario, the cloud file's copy."""
     save_cloud_copy(base, cloud_file)
-    summaries = [write_run(base / name, name, seed=i + 1) for i, name in enumerate(scenarios)]
+    summaries = [write_run(base / name, name, seed=i + 1, plot=plot)
+                 for i, name in enumerate(scenarios)]
     write_json(base / "suite.json", summaries)
     return base
 
@@ -61,7 +64,8 @@ def write_repeat(base: Path, name: str = "galera-writer-crash", runs: int = 3,
                  cloud_file: Path = DEMO_CLOUD) -> Path:
     """`hastack chaos NAME --repeat N`: run-1 … run-N and aggregate.json."""
     save_cloud_copy(base, cloud_file)
-    summaries = [write_run(base / f"run-{i + 1}", name, seed=i + 1) for i in range(runs)]
+    summaries = [write_run(base / f"run-{i + 1}", name, seed=i + 1, plot=i == 0)
+                 for i in range(runs)]
     folded = aggregate(summaries)
     folded["results_dir"] = str(base)
     write_json(base / "aggregate.json", folded)
@@ -74,8 +78,8 @@ def write_bench(base: Path, name: str = "vip-holder-crash", repeat: int = 2) -> 
     runs: dict[str, list[dict[str, Any]]] = {}
     for p, profile in enumerate(("budget", "kolla-ansible")):
         save_cloud_copy(base / profile, DEMO_CLOUD)
-        runs[profile] = [write_run(base / profile / f"{name}-{i + 1}", name, seed=10 * p + i)
-                         for i in range(repeat)]
+        runs[profile] = [write_run(base / profile / f"{name}-{i + 1}", name, seed=10 * p + i,
+                                   plot=False) for i in range(repeat)]
     figures = [{"figure": "API downtime, VIP-holder crash", "target": 1.0, "budget": 0.8,
                 "kolla-ansible": 3.4, "values": {}}]
     write_json(base / "bench.json", {"figures": figures, "runs": runs})

@@ -279,7 +279,13 @@ def _availability(report: AvailabilityReport) -> dict[str, Any]:
                    "rate": "unknown" if c.rate_per_year is None else f"{c.rate_per_year:g}",
                    "source": c.source}
                   for c in report.rates.components.values()]
+    # Faults no service could be judged on are said once, above the table.
+    unknown_sets = [set(s["unknown"]) for s in services if s["unknown"]]
+    common = sorted(set.intersection(*unknown_sets)) if unknown_sets else []
+    for s in services:
+        s["unknown_own"] = [u for u in s["unknown"] if u not in common]
     return {"workloads": workloads, "faults": faults, "services": services,
+            "common_unknown": common,
             "components": components, "slas": list(report.rates.slas.values()),
             "not_counted": report.not_counted,
             "overridden": Path(report.rates.overridden_from).name
