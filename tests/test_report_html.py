@@ -224,3 +224,19 @@ def test_bench_results_compare_the_profiles(tmp_path: Path) -> None:
     budget_runs = [s.summary for s in results.scenarios if s.profile == "budget"]
     assert vip.measured == {w: v["downtime_s"]["median"]
                             for w, v in budget_runs[0]["workloads"].items()}
+
+
+def test_a_scenario_that_never_ran_is_reported_as_such(tmp_path: Path) -> None:
+    directory = write_demo(tmp_path / "demo", ("vip-holder-crash",), plot=False)
+    suite = json.loads((directory / "suite.json").read_text())
+    suite.append({"scenario": "rabbit-node-crash", "verdict": "fail", "workloads": {},
+                  "reasons": ["the lab is not healthy, not starting rabbit-node-crash"]})
+    (directory / "suite.json").write_text(json.dumps(suite))
+    html = report_of(directory)
+    matrix = html.split('<section id="faults">')[1].split("</section>")[0]
+    assert "no workload measured" in matrix and "the lab is not healthy" in matrix
+    assert "No timeline.png was saved" in html
+    inputs = gather(load_results(directory), load_rates())
+    rabbit = next(f for f in inputs.availability.faults if f.scenario == "rabbit-node-crash")
+    assert rabbit.measured == {}
+    assert all("rabbit-node-crash" in s.unknown for s in inputs.availability.services)
