@@ -2,7 +2,8 @@
 
 `chaos` plays one scenario (or `--repeat N`) on the running lab; `demo` is the newcomer's
 path: check, plan and render the demo cloud, bring its lab up, play the demo suite, print the
-table, write the reports, and tear the lab down (also on failure or Ctrl-C).
+table, write the reports (report.html last), and tear the lab down (also on failure or
+Ctrl-C).
 """
 
 from __future__ import annotations
@@ -96,7 +97,8 @@ def chaos(scenario_name: str | None, cloud_file: Path | None, target: str | None
     Real clients (SQL through the VIP, AMQP with confirms, HTTP to the API, memcached) run
     from the lab's client node while the scenario's fault is injected, held and healed; the
     lab must be healthy again afterwards. Each run leaves its raw timeline (JSONL), a
-    summary.json and a timeline.png in the results directory.
+    summary.json, a timeline.png and a copy of the cloud file in the results directory;
+    `hastack report DIR` turns it into one HTML file.
 
     \b
     Example:
@@ -156,8 +158,9 @@ def chaos(scenario_name: str | None, cloud_file: Path | None, target: str | None
 def demo(cloud_file: Path | None, names: str | None, results: Path | None, keep: bool) -> None:
     """The tour: check, plan, render, bring the lab up, break it, measure, tear it down.
 
-    Runs the demo suite of chaos scenarios (about 5–8 minutes on a 2-core machine) and
-    prints scenario → client-visible downtime per workload, lost writes and the verdict.
+    Runs the demo suite of chaos scenarios (about 5–8 minutes on a 2-core machine),
+    prints scenario → client-visible downtime per workload, lost writes and the verdict,
+    and writes report.html (one self-contained file, see `hastack report`) next to them.
     Without root it checks, plans and renders the demo and says what the lab needs.
 
     \b
