@@ -82,6 +82,9 @@ def test_drawing_of_split_roles_groups_nodes_by_role(tmp_path: Path) -> None:
                           "database (3 nodes)"]
     nodes = {g.get("data-node") for g in root.iter(f"{SVG_NS}g") if g.get("class") == "node"}
     assert nodes == {n.name for n in load_cloud(EXAMPLES / "split-roles.yaml").nodes}
+    # The synthetic timeline names the demo's ctl1, which this cloud does not have.
+    text = " ".join(t.text or "" for t in root.iter(f"{SVG_NS}text"))
+    assert "holder not observed" in text and "ctl1" not in text
 
 
 def test_findings_budget_matrix_timelines_and_availability(demo_html: str) -> None:

@@ -96,20 +96,23 @@ def write_report(inputs: ReportInputs, output: str | Path) -> Path:
 # --- 1. architecture ---------------------------------------------------------------------------
 
 
-def first_holders(results: Results) -> dict[str, str]:
-    """Who held each VIP when the first scenario's timeline began (its first sample)."""
+def first_holders(results: Results, plan: Plan) -> dict[str, str]:
+    """Who held each VIP when the first scenario's timeline began (its first sample); only
+    nodes of this plan (a timeline from another cloud names nobody here)."""
+    nodes = {n.name for n in plan.cloud.nodes}
     for scenario in results.scenarios:
         samples = [e for e in scenario.events() if isinstance(e, Sample)
                    and e.what == VIP_HOLDERS and isinstance(e.value, dict)]
         if samples:
             first = min(samples, key=lambda e: e.t).value
-            return {vip: held[0] for vip, held in sorted(first.items()) if held}
+            return {vip: held[0] for vip, held in sorted(first.items())
+                    if held and held[0] in nodes}
     return {}
 
 
 def _architecture(inputs: ReportInputs) -> dict[str, Any]:
     plan = inputs.plan
-    holders = first_holders(inputs.results)
+    holders = first_holders(inputs.results, plan)
     return {
         "svg": Markup(architecture_svg(plan, holders)),
         "groups": host_groups(plan),
@@ -258,7 +261,7 @@ def _availability(report: AvailabilityReport) -> dict[str, Any]:
                        "measured": ["not run" if f.measured is None else
                                     num(f.measured.get(w), " s") if f.measured.get(w) is not None
                                     else "unknown" for w in workloads]})
-    services = []
+    services: list[dict[str, Any]] = []
     for s in report.services:
         dominant = s.dominant
         services.append({
@@ -280,10 +283,10 @@ def _availability(report: AvailabilityReport) -> dict[str, Any]:
                    "source": c.source}
                   for c in report.rates.components.values()]
     # Faults no service could be judged on are said once, above the table.
-    unknown_sets = [set(s["unknown"]) for s in services if s["unknown"]]
+    unknown_sets = [set(row["unknown"]) for row in services if row["unknown"]]
     common = sorted(set.intersection(*unknown_sets)) if unknown_sets else []
-    for s in services:
-        s["unknown_own"] = [u for u in s["unknown"] if u not in common]
+    for row in services:
+        row["unknown_own"] = [u for u in row["unknown"] if u not in common]
     return {"workloads": workloads, "faults": faults, "services": services,
             "common_unknown": common,
             "components": components, "slas": list(report.rates.slas.values()),
