@@ -32,6 +32,10 @@ LOOK = """(() => {
     vips: svg ? [...svg.querySelectorAll('g.vip')].map(g => g.dataset.vip) : [],
     texts: texts,
     drawing: box ? [box.width, box.height] : null,
+    timelines: [...document.querySelectorAll('svg.timeline')].map(svg => {
+      const b = svg.getBoundingClientRect();
+      return [b.width, b.height, svg.querySelectorAll('g.lane').length];
+    }),
     images: [...document.images].map(i => [i.naturalWidth, i.naturalHeight, i.complete]),
     matrixRows: document.querySelectorAll('table.matrix tbody.scenario').length,
     services: [...document.querySelectorAll('table.services tr td:first-child')]
@@ -62,8 +66,10 @@ def assert_report_reads_well(report: Path, cloud: Cloud, scenarios: int) -> None
     for name, address in cloud.vips.items():
         assert f"VIP {name} {address}" in seen["texts"]
     assert seen["drawing"][0] > 600 and seen["drawing"][1] > 300, seen["drawing"]
-    assert len(seen["images"]) == scenarios
-    assert all(w > 600 and h > 200 and done for w, h, done in seen["images"]), seen["images"]
+    # A timeline per scenario, drawn and wide enough to read, with its lanes.
+    assert len(seen["timelines"]) == scenarios and not seen["images"]
+    assert all(w > 800 and h > 150 and lanes >= 4 for w, h, lanes in seen["timelines"]), \
+        seen["timelines"]
     assert seen["matrixRows"] == scenarios
     assert seen["services"] == list(cloud.services)
     # The whole page: the window's width, taller than a screen, and not a blank image.

@@ -101,7 +101,7 @@ def test_findings_budget_matrix_timelines_and_availability(demo_html: str) -> No
                    "PASS"):
         assert needle in matrix, needle
     timelines = demo_html.split('<section id="timelines">')[1].split("</section>")[0]
-    assert timelines.count('src="data:image/png;base64,') == 2
+    assert timelines.count('class="timeline" role="img"') == 2
     assert "kill ctl1 at +0.00 s, undone at +15.00 s" in timelines
     availability = demo_html.split('<section id="availability">')[1].split("</section>")[0]
     for service in load_cloud(DEMO_CLOUD).services:
@@ -238,8 +238,34 @@ def test_a_scenario_that_never_ran_is_reported_as_such(tmp_path: Path) -> None:
     html = report_of(directory)
     matrix = html.split('<section id="faults">')[1].split("</section>")[0]
     assert "no workload measured" in matrix and "the lab is not healthy" in matrix
-    assert "No timeline.png was saved" in html
+    assert "No timeline was saved" in html
     inputs = gather(load_results(directory), load_rates())
     rabbit = next(f for f in inputs.availability.faults if f.scenario == "rabbit-node-crash")
     assert rabbit.measured == {}
     assert all("rabbit-node-crash" in s.unknown for s in inputs.availability.services)
+
+
+def test_timeline_lanes_from_the_saved_events(demo_html: str, tmp_path: Path) -> None:
+    timelines = demo_html.split('<section id="timelines">')[1].split("</section>")[0]
+    first = re.search(r'<svg xmlns="http://www.w3.org/2000/svg" class="timeline".*?</svg>',
+                      timelines, re.S)
+    assert first
+    root = ET.fromstring(first.group(0))
+    lanes = [g.get("data-lane") for g in root.iter(f"{SVG_NS}g") if g.get("class") == "lane"]
+    assert lanes == ["sql", "amqp", "api", "cache", "VIP internal", "VIP public"]
+    titles = [t.text or "" for t in root.iter(f"{SVG_NS}title")]
+    # The synthetic SQL lane: a commit in flight at the kill ends indeterminate, then writes
+    # are refused until +3.5 s; the fault window is the kill of ctl1, undone at +15 s; two
+    # nodes held the VIP for a moment.
+    assert any(re.fullmatch(r"sql: \d+ fail requests, \+[23]\.\d\d s … \+3\.5\d s — "
+                            r"connect refused ×\d+", t) for t in titles), titles
+    assert any(re.match(r"sql: 1 indeterminate request, [+-]0\.\d\d s … \+[12]\.\d\d s — "
+                        r"commit: 2013 timed out", t) for t in titles), titles
+    assert "kill ctl1 +0.00 s … undone +15.00 s" in titles
+    assert any(t.startswith("VIP public: ctl1 + ctl2") for t in titles), titles
+    # Without the JSONL, the report falls back on the saved timeline.png.
+    directory = write_demo(tmp_path / "png", ("vip-holder-crash",))
+    (directory / "vip-holder-crash" / "faults.jsonl").unlink()
+    html = report_of(directory)
+    assert html.count('src="data:image/png;base64,') == 1
+    assert 'class="timeline" role="img"' not in html

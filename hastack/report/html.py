@@ -39,6 +39,7 @@ from hastack.report.availability import (
 from hastack.report.drawing import STRATEGY_LABELS, architecture_svg, host_groups
 from hastack.report.results import Results, ScenarioResult
 from hastack.report.tables import WORKLOAD_ORDER, num
+from hastack.report.timeline_svg import timeline_svg
 
 REPORT_FILE = "report.html"
 SECTIONS = (("architecture", "The architecture"), ("findings", "The linter's findings"),
@@ -200,14 +201,17 @@ def _positive(value: Any) -> bool:
 
 
 def _timeline(s: ScenarioResult) -> dict[str, Any]:
+    """The run's timeline drawn from its JSONL (SVG); its timeline.png when only that was
+    kept."""
+    summary = s.run_summary
+    svg = timeline_svg(s.events(), summary, s.label)
     plot = s.plot()
     image = None
-    if plot is not None:
+    if not svg and plot is not None:
         image = "data:image/png;base64," + base64.b64encode(plot.read_bytes()).decode("ascii")
-    summary = s.summary
     transitions = summary.get("transitions") or []
     return {"label": s.label, "anchor": "timeline-" + _slug(s.label), "image": image,
-            "runs": s.runs,
+            "svg": Markup(svg), "runs": s.runs,
             "faults": [f"{f['verb']} {f['target']} at {f['start_rel']:+.2f} s"
                        + (f", undone at {f['end_rel']:+.2f} s" if f.get("end_rel") is not None
                           else ", never undone")

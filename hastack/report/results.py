@@ -43,6 +43,15 @@ class ScenarioResult:
     timeline_dir: Path | None         # a directory holding one run's JSONL timelines
     profile: str | None = None
 
+    @property
+    def run_summary(self) -> Mapping[str, Any]:
+        """The summary of the run whose timeline is shown (its faults, transitions, origin):
+        for repeats, run 1's own, not the fold."""
+        if self.timeline_dir is not None and (self.timeline_dir / SUMMARY).is_file():
+            found: Mapping[str, Any] = _json(self.timeline_dir / SUMMARY)
+            return found
+        return self.summary
+
     def events(self) -> list[Event]:
         if self.timeline_dir is None:
             return []
