@@ -269,3 +269,28 @@ def test_timeline_lanes_from_the_saved_events(demo_html: str, tmp_path: Path) ->
     html = report_of(directory)
     assert html.count('src="data:image/png;base64,') == 1
     assert 'class="timeline" role="img"' not in html
+
+
+def test_availability_figures_never_round_up_to_certainty() -> None:
+    from hastack.report.availability import SECONDS_PER_YEAR
+    from hastack.report.html import per_year, percent
+
+    assert percent(1 - 1.5 / SECONDS_PER_YEAR) == "99.9999952 %"
+    assert percent(0.999) == "99.900 %" and percent(1.0) == "100 %"
+    assert percent(None) == "unknown" and per_year(None) == "unknown"
+    assert (per_year(59.94), per_year(300), per_year(3 * 3600)) == ("59.9 s", "5.0 min",
+                                                                    "3.0 h")
+
+
+def test_a_service_whose_known_faults_cost_nothing_yet_is_plainly_unknown(tmp_path: Path
+                                                                         ) -> None:
+    directory = write_demo(tmp_path / "calm", ("vip-holder-crash",), plot=False)
+    summary_file = directory / "vip-holder-crash" / "summary.json"
+    summary = json.loads(summary_file.read_text())
+    for w in summary["workloads"].values():
+        w["downtime_s"] = 0.0
+    summary_file.write_text(json.dumps(summary))
+    html = report_of(directory)
+    services = html.split('<table class="services">')[1].split("</table>")[0]
+    row = services.split("<tr><td>keystone</td>")[1].split("</tr>")[0]
+    assert "≤" not in row and "∞" not in row and row.count("unknown") >= 3, row

@@ -17,7 +17,15 @@ from rich.table import Table
 from rich.text import Text
 
 from hastack.report.availability import AvailabilityReport, load_rates, nines_of
-from hastack.report.html import REPORT_FILE, gather, nines, per_year, percent, write_report
+from hastack.report.html import (
+    REPORT_FILE,
+    bounded,
+    gather,
+    nines,
+    per_year,
+    percent,
+    write_report,
+)
 from hastack.report.results import load_results
 from hastack.report.tables import COMPACT
 
@@ -114,15 +122,13 @@ def availability_text(report: AvailabilityReport) -> RenderableType:
         down = Text(per_year(s.per_year_s)) if not s.unknown else Text.assemble(
             ("unknown", "bold yellow"), ("\n≥ " + per_year(s.known_s), "dim"))
         dominant = s.dominant
-        if s.unknown:
-            services.add_row(s.service, down, "≤ " + percent(s.availability_at_most),
-                             "≤ " + _short_nines(nines_of(s.known_s)),
-                             dominant.scenario if dominant else "-",
-                             "≥ " + per_year(s.sla_known_s))
-        else:
-            services.add_row(s.service, down, percent(s.availability), _short_nines(s.nines),
-                             dominant.scenario if dominant else "-",
-                             per_year(s.sla_per_year_s))
+        services.add_row(
+            s.service, down,
+            bounded(s, percent(s.availability), "≤ " + percent(s.availability_at_most)),
+            bounded(s, _short_nines(s.nines), "≤ " + _short_nines(nines_of(s.known_s))),
+            dominant.scenario if dominant else "-",
+            bounded(s, per_year(s.sla_per_year_s), "≥ " + per_year(s.sla_known_s),
+                    s.sla_known_s))
     faults = Table(title="failure modes (rate × measured downtime)", title_justify="left",
                    **COMPACT)
     faults.add_column("scenario", no_wrap=True)

@@ -6,8 +6,9 @@ defaults, and what the bench measured when it ran both), the fault matrix, one t
 scenario, and the expected availability per OpenStack service (hastack.report.availability).
 
 Everything comes from the saved results and the cloud file — no clock, no host name, no
-absolute path — so the same directory gives the same bytes. Images are inline (data: URIs),
-styles are inline, there is no script: the file opens offline and prints.
+absolute path — so the same directory gives the same bytes. The drawings are inline SVG
+(a saved timeline.png, when a run kept no JSONL, an inline data: URI), the styles are inline,
+there is no script: the file opens offline, and prints.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from hastack.render.budget import budget_for_target, kolla_ansible_defaults, mak
 from hastack.report.availability import (
     AvailabilityReport,
     Rates,
+    ServiceAvailability,
     expected_availability,
     measured_downtimes,
     nines_of,
@@ -241,9 +243,13 @@ def per_year(seconds: float | None) -> str:
 
 
 def percent(fraction: float | None) -> str:
+    """Enough decimals to show the nines (99.9999952 %, never a rounded-up 100 %)."""
     if fraction is None:
         return "unknown"
-    return f"{fraction * 100:.5f} %"
+    if fraction >= 1:
+        return "100 %"
+    decimals = max(3, math.ceil(-math.log10(1 - fraction)) - 1)
+    return f"{fraction * 100:.{decimals}f} %"
 
 
 def nines(value: float | None) -> str:
@@ -252,6 +258,14 @@ def nines(value: float | None) -> str:
     if math.isinf(value):
         return "∞ (no downtime measured)"
     return f"{value:.1f}"
+
+
+def bounded(s: ServiceAvailability, known: str, bound: str, lower: float | None = None) -> str:
+    """The figure when every fault is known; else the bound the known ones give — or
+    `unknown` when they give none (nothing measured cost any downtime yet)."""
+    if not s.unknown:
+        return known
+    return bound if (s.known_s if lower is None else lower) > 0 else "unknown"
 
 
 def _availability(report: AvailabilityReport) -> dict[str, Any]:
@@ -272,16 +286,15 @@ def _availability(report: AvailabilityReport) -> dict[str, Any]:
             "service": s.service, "needs": ", ".join(s.workloads) or "-",
             "per_year": per_year(s.per_year_s), "known": per_year(s.known_s),
             "unknown": list(s.unknown),
-            "availability": percent(s.availability) if not s.unknown
-            else "≤ " + percent(s.availability_at_most),
-            "nines": nines(s.nines) if not s.unknown
-            else "≤ " + nines(nines_of(s.known_s)),
+            "availability": bounded(s, percent(s.availability),
+                                    "≤ " + percent(s.availability_at_most)),
+            "nines": bounded(s, nines(s.nines), "≤ " + nines(nines_of(s.known_s))),
             "dominant": (f"{dominant.scenario} ({per_year(dominant.per_year_s)})"
                          if dominant else "-"),
-            "sla": per_year(s.sla_per_year_s) if not s.unknown
-            else "≥ " + per_year(s.sla_known_s),
-            "sla_nines": nines(nines_of(s.sla_per_year_s)) if not s.unknown
-            else "≤ " + nines(nines_of(s.sla_known_s))})
+            "sla": bounded(s, per_year(s.sla_per_year_s), "≥ " + per_year(s.sla_known_s),
+                           s.sla_known_s),
+            "sla_nines": bounded(s, nines(nines_of(s.sla_per_year_s)),
+                                 "≤ " + nines(nines_of(s.sla_known_s)), s.sla_known_s)})
     components = [{"name": c.name, "what": c.what,
                    "rate": "unknown" if c.rate_per_year is None else f"{c.rate_per_year:g}",
                    "source": c.source}
