@@ -294,3 +294,17 @@ def test_a_service_whose_known_faults_cost_nothing_yet_is_plainly_unknown(tmp_pa
     services = html.split('<table class="services">')[1].split("</table>")[0]
     row = services.split("<tr><td>keystone</td>")[1].split("</tr>")[0]
     assert "≤" not in row and "∞" not in row and row.count("unknown") >= 3, row
+
+
+def test_demo_writes_its_report_or_says_why_not(demo_dir: Path, demo_html: str,
+                                               tmp_path: Path) -> None:
+    from hastack.cli.chaos import _html_report
+
+    copy = tmp_path / demo_dir.name
+    shutil.copytree(demo_dir, copy)
+    path, why = _html_report(copy)
+    assert path == str(copy / "report.html") and why == ""
+    assert Path(path).read_text() == demo_html
+    (copy / "cloud.yaml").unlink()
+    path, why = _html_report(copy)
+    assert path is None and "no cloud.yaml" in why
