@@ -70,6 +70,9 @@ LAB_COMMANDS: dict[str, tuple[str, str]] = {
     "keys": ("hastack.cli.keys", "keys"),
     "chaos": ("hastack.cli.chaos", "chaos"),
     "demo": ("hastack.cli.chaos", "demo"),
+    # Not lab commands, but they read chaos results: loaded on use like them.
+    "report": ("hastack.cli.report", "report_cmd"),
+    "availability": ("hastack.cli.report", "availability_cmd"),
 }
 # Other stages' commands, loaded the same way: `hastack import` reads existing clouds.
 STAGE_COMMANDS: dict[str, tuple[str, str]] = {
