@@ -21,7 +21,10 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from hastack.errors import CloudFileError, Problem
-from hastack.model.cloud import Cloud
+from hastack.model.cloud import Cloud, Role
+
+# The roles a Nova cell's own nodes may carry (its conductors run on its controllers).
+CELL_ROLES = frozenset({Role.compute, Role.database, Role.messaging, Role.controller})
 
 Loc = tuple[str | int, ...]
 
@@ -118,6 +121,124 @@ def semantic_problems(cloud: Cloud) -> list[tuple[Loc, str]]:
         problems.append((("settings", "neutron", "min_l3_agents_per_router"),
                          f"min_l3_agents_per_router ({neutron.min_l3_agents_per_router}) is above "
                          f"max_l3_agents_per_router ({neutron.max_l3_agents_per_router})"))
+    for vip_name in cloud.settings.keepalived.virtual_router_ids:
+        if vip_name not in dict(cloud.vips.items()):
+            problems.append((("settings", "keepalived", "virtual_router_ids", vip_name),
+                             f"no VIP called '{vip_name}' (the VIPs are "
+                             f"{', '.join(n for n, _ in cloud.vips.items())})"))
+    return problems + _placement_problems(cloud, set(vip_seen))
+
+
+def _placement_problems(cloud: Cloud, home_vips: set[ipaddress.IPv4Address]
+                        ) -> list[tuple[Loc, str]]:
+    """Regions, cells, racks and zones: every name a node uses is declared, once."""
+    problems: list[tuple[Loc, str]] = []
+
+    def declared(kind: str, items: Sequence[Any], reserved: set[str]) -> dict[str, int]:
+        seen: dict[str, int] = {}
+        for index, item in enumerate(items):
+            if item.name in seen or item.name in reserved:
+                also = f"nodes of the home region '{cloud.region}'" if item.name in reserved \
+                    else f"{kind}[{seen[item.name]}]"
+                problems.append(((kind, index, "name"),
+                                 f"'{item.name}' is declared twice (also {also})"))
+            seen.setdefault(item.name, index)
+        return seen
+
+    regions = declared("regions", cloud.regions, {cloud.region})
+    declared("cells", cloud.cells, {"cell0"})
+    declared("racks", cloud.racks, set())
+    zones = declared("zones", cloud.zones, set())
+    region_names = {cloud.region, *regions}
+
+    def unknown(loc: Loc, kind: str, name: str, known: Iterable[str]) -> None:
+        names = sorted(known)
+        listed = f"; declared: {', '.join(names)}" if names else f"; declare it under {kind}:"
+        problems.append((loc, f"unknown {kind[:-1]} '{name}'{_did_you_mean(name, names)}"
+                              f"{listed}"))
+
+    for index, cell in enumerate(cloud.cells):
+        if cell.region is not None and cell.region not in region_names:
+            unknown(("cells", index, "region"), "regions", cell.region, region_names)
+    for index, rack in enumerate(cloud.racks):
+        if rack.zone is not None and rack.zone not in zones:
+            unknown(("racks", index, "zone"), "zones", rack.zone, zones)
+
+    cell_region = {c.name: c.region or cloud.region for c in cloud.cells}
+    rack_zone = {r.name: r.zone for r in cloud.racks}
+    cell_roles: dict[str, set[Role]] = {c.name: set() for c in cloud.cells}
+    regions_with_cells = set(cell_region.values())
+    subnets_of: dict[str, set[ipaddress.IPv4Network]] = {}
+    for index, node in enumerate(cloud.nodes):
+        region = cloud.region_of(node)
+        if node.region is not None and node.region not in region_names:
+            unknown(("nodes", index, "region"), "regions", node.region, region_names)
+        subnets_of.setdefault(region, set()).add(node.address.network)
+        if node.cell is not None:
+            if node.cell not in cell_region:
+                unknown(("nodes", index, "cell"), "cells", node.cell, cell_region)
+            else:
+                cell_roles[node.cell].update(node.roles)
+                if cell_region[node.cell] != region:
+                    problems.append((("nodes", index, "cell"),
+                                     f"cell '{node.cell}' is in region "
+                                     f"'{cell_region[node.cell]}', the node in '{region}'"))
+            outside = set(node.roles) - CELL_ROLES
+            if outside:
+                problems.append((("nodes", index, "roles"),
+                                 f"a cell holds compute, database, messaging and conductor "
+                                 f"(controller) nodes, not {', '.join(sorted(outside))}"))
+        elif node.has_role(Role.compute) and region in regions_with_cells:
+            choices = sorted(c for c, r in cell_region.items() if r == region)
+            problems.append((("nodes", index),
+                             f"compute node '{node.name}' has no cell, and region '{region}' "
+                             f"has cells ({', '.join(choices)}): add `cell:`"))
+        if node.rack is not None and node.rack not in rack_zone:
+            unknown(("nodes", index, "rack"), "racks", node.rack, rack_zone)
+        if node.zone is not None:
+            if node.zone not in zones:
+                unknown(("nodes", index, "zone"), "zones", node.zone, zones)
+            rack_in = rack_zone.get(node.rack or "")
+            if rack_in is not None and rack_in != node.zone:
+                problems.append((("nodes", index, "zone"),
+                                 f"zone '{node.zone}' differs from its rack '{node.rack}''s "
+                                 f"zone '{rack_in}'"))
+    for index, cell in enumerate(cloud.cells):
+        roles = cell_roles[cell.name]
+        for needs, what in (({Role.database, Role.controller}, "database"),
+                            ({Role.messaging, Role.controller}, "message bus")):
+            if not roles & needs:
+                problems.append((("cells", index),
+                                 f"cell '{cell.name}' has no node for its own {what}: give "
+                                 f"it nodes with `cell: {cell.name}` and role "
+                                 f"{' or '.join(sorted(r.value for r in needs))}"))
+
+    taken = set(home_vips)
+    for index, other in enumerate(cloud.regions):
+        subnets = subnets_of.get(other.name, set())
+        if not subnets:
+            problems.append((("regions", index),
+                             f"region '{other.name}' has no nodes: give its control plane "
+                             f"`region: {other.name}`"))
+        for vip_name, vip in other.vips.items():
+            loc: Loc = ("regions", index, "vips", vip_name)
+            if vip in taken:
+                problems.append((loc, f"VIP {vip} is already a VIP of another region"))
+            elif subnets and not any(vip in s for s in subnets):
+                listed = ", ".join(sorted(str(s) for s in subnets))
+                problems.append((loc, f"VIP {vip} is outside region '{other.name}''s "
+                                      f"subnets ({listed})"))
+            taken.add(vip)
+        if "glance" in other.shares and "keystone" not in other.shares:
+            problems.append((("regions", index, "shares"),
+                             "a shared Glance needs the shared Keystone too (its images "
+                             "belong to that Keystone's projects)"))
+        if len(set(other.shares)) != len(other.shares):
+            problems.append((("regions", index, "shares"), "a service is listed twice"))
+        for vip_name in other.virtual_router_ids:
+            if vip_name not in dict(other.vips.items()):
+                problems.append((("regions", index, "virtual_router_ids", vip_name),
+                                 f"no VIP called '{vip_name}' in region '{other.name}'"))
     return problems
 
 
