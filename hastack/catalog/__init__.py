@@ -217,6 +217,7 @@ def condition_holds(condition: Condition, cloud: Cloud, pacemaker_cluster: bool)
 class Limit(_Data):
     """One capacity limit with where it comes from and what to do past it."""
 
+    short: str        # a column's worth: "RabbitMQ msg/s"
     value: float
     unit: str
     what: str

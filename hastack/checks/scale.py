@@ -8,8 +8,9 @@ Pure, like `rules.py`: a Plan in, findings out; they run once on the whole cloud
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hastack.catalog import cite
 from hastack.checks import Finding, Rule, rule
@@ -140,13 +141,18 @@ def capacity_limit(plan: Plan, r: Rule) -> Iterator[Finding]:
             continue
         data = load.limit_data
         where = f"{load.load:,.0f} {data.unit} against a limit of {load.limit:,.0f}"
+        fix = data.past
+        if load.limit_id == "computes_per_cell":
+            cells = math.ceil(load.load / (load.limit * load.warn_at))
+            fix += f" (these {load.load:,.0f} compute nodes fit {cells} cells below the warning)"
         if load.state == "over":
-            yield r.finding(load.scope, f"{data.what}: {where}", data.past)
+            finding = r.finding(load.scope, f"{data.what}: {where}", fix)
         else:
-            yield r.finding(load.scope, f"{data.what}: {where} ({load.used:.0%}, warning "
-                                        f"from {load.warn_at:.0%})",
-                            f"plan for it before it is reached: {data.past}",
-                            severity="warning")
+            finding = r.finding(load.scope, f"{data.what}: {where} ({load.used:.0%}, warning "
+                                            f"from {load.warn_at:.0%})",
+                                f"plan for it before it is reached: {fix}", severity="warning")
+        # Where the number comes from, besides where the rule does.
+        yield replace(finding, source=f"{finding.source}; the limit: {data.source}")
 
 
 @rule("vrid-collision", "error",
