@@ -206,7 +206,9 @@ def test_two_of_three_in_one_rack_is_as_bad_as_three() -> None:
     found = findings(plan, "quorum-in-one-rack")
     subjects = {f.subject for f in found}
     assert subjects == {"phx/cell1/galera", "phx/cell1/rabbitmq"}
-    assert any("2 of its 3 voters are in PDU phx-pdu1" in f.message for f in found)
+    assert any("2 of its 3 voters (phx-cell1-1, phx-cell1-2) are in rack phx-r1" in f.message
+               for f in found)
+    assert not any("PDU" in f.message for f in found)     # one PDU per rack: said once
 
 
 def test_a_hardware_class_zone_is_not_a_failure_domain() -> None:
@@ -301,3 +303,23 @@ def test_too_many_computes_in_a_cell_says_how_many_cells_they_need() -> None:
     assert "52 computes against a limit of 20" in found.message
     assert "fit 4 cells" in found.fix           # 52 / (20 * 0.8) -> 4
     assert "OpenStack for Architects" in found.source and "CERN" in found.source
+
+
+def test_racks_on_one_pdu_lose_quorum_together() -> None:
+    plan = regions_plan(lambda t: re.sub(r"pdu: phx-pdu\d", "pdu: phx-pdu1", t))
+    found = {f.subject: f.message for f in findings(plan, "quorum-in-one-rack")}
+    assert set(found) == {"phx/galera", "phx/rabbitmq", "phx/cell1/galera",
+                          "phx/cell1/rabbitmq"}
+    assert "3 of its 3 voters (phx-ctl1, phx-ctl2, phx-ctl3) are in PDU phx-pdu1" in \
+        found["phx/galera"]
+
+
+def test_loading_leaves_the_garbage_collector_as_it_was() -> None:
+    import gc
+
+    assert gc.isenabled()
+    parse_cloud(REGIONS)
+    assert gc.isenabled()
+    with pytest.raises(CloudFileError):
+        parse_cloud(REGIONS.replace("cell: cell1, rack: phx-r2", "cell: cel1, rack: phx-r2"))
+    assert gc.isenabled()

@@ -46,16 +46,17 @@ def quorum_groups(plan: Plan) -> list[QuorumGroup]:
     return groups
 
 
-def _losing(group: QuorumGroup, domain: dict[str, str]) -> list[tuple[str, int]]:
-    """The domains (racks, PDUs, zones) whose loss leaves the group without a majority."""
+def _losing(group: QuorumGroup, domain: dict[str, str]) -> list[tuple[str, tuple[str, ...]]]:
+    """The domains (racks, PDUs, zones) whose loss leaves the group without a majority, with
+    the voters in each."""
     if not group.voters or any(v not in domain for v in group.voters):
         return []
-    counts: dict[str, int] = {}
+    inside: dict[str, list[str]] = {}
     for voter in group.voters:
-        counts[domain[voter]] = counts.get(domain[voter], 0) + 1
+        inside.setdefault(domain[voter], []).append(voter)
     majority = len(group.voters) // 2 + 1
-    return [(name, n) for name, n in sorted(counts.items())
-            if len(group.voters) - n < majority]
+    return [(name, tuple(voters)) for name, voters in sorted(inside.items())
+            if len(group.voters) - len(voters) < majority]
 
 
 ARCHITECTS_AZ = ("001", "Availability Zones: racks form a natural boundary, the failure of a "
@@ -70,12 +71,17 @@ def quorum_in_one_rack(plan: Plan, r: Rule) -> Iterator[Finding]:
     if domains is None:
         return
     for group in quorum_groups(plan):
+        seen: set[tuple[str, ...]] = set()
         for kind, domain in (("rack", domains.rack), ("PDU", domains.pdu)):
-            for name, count in _losing(group, domain):
+            for name, voters in _losing(group, domain):
+                if voters in seen:
+                    continue      # one PDU per rack: the rack's finding says it all
+                seen.add(voters)
+                count = len(voters)
                 yield r.finding(
                     group.label,
-                    f"{count} of its {len(group.voters)} voters are in {kind} {name}: losing "
-                    f"that {kind} (its switch, its power) loses the majority and stops the "
+                    f"{count} of its {len(group.voters)} voters ({', '.join(voters)}) are in "
+                    f"{kind} {name}: losing that {kind} loses the majority and stops the "
                     "cluster",
                     f"spread the members over at least 3 {kind}s, at most "
                     f"{(len(group.voters) - 1) // 2} in any one",
@@ -91,7 +97,8 @@ def zone_loss_takes_quorum(plan: Plan, r: Rule) -> Iterator[Finding]:
     failure_zones = {z.name for z in plan.domains.zones if z.kind == "failure"}
     zone = {n: z for n, z in plan.domains.zone.items() if z in failure_zones}
     for group in quorum_groups(plan):
-        for name, count in _losing(group, zone):
+        for name, voters in _losing(group, zone):
+            count = len(voters)
             yield r.finding(
                 group.label,
                 f"{count} of its {len(group.voters)} voters are in availability zone {name}: "
