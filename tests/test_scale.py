@@ -142,6 +142,7 @@ def test_plan_json_of_a_layered_cloud_and_unchanged_for_one_region() -> None:
                                           "--format", "json"]).output)
     assert data["region"] == "phx" and set(data["regions"]) == {"rdu"}
     assert data["cells"]["cell1"]["computes"] == 2
+    assert data["cell0"]["super_conductor"] == ["phx-ctl1", "phx-ctl2", "phx-ctl3"]
     assert data["regions"]["rdu"]["shared_from_home_region"] == ["keystone", "glance"]
     demo = json.loads(runner.invoke(cli, ["plan", str(EXAMPLES / "demo.yaml"),
                                           "--format", "json"]).output)

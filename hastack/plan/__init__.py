@@ -233,6 +233,12 @@ class Plan:
         shape["region"] = self.region
         shape["shared_from_home_region"] = list(self.shared)
         shape["cells"] = {c.name: c.as_dict() for c in self.cells}
+        if self.cells:
+            api = self.cluster("galera")
+            # Nova's cell0 (instances that failed to schedule) lives in the API database;
+            # the super-conductor runs on the control plane.
+            shape["cell0"] = {"database": list(api.members) if api else [],
+                              "super_conductor": list(self.nodes_running("nova-conductor"))}
         shape["vrrp"] = {v.vip: v.vrid for v in self.vrrp if v.region == self.region}
         if self.region == self.full_cloud.region:
             if self.domains is not None:
