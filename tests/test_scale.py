@@ -324,3 +324,16 @@ def test_loading_leaves_the_garbage_collector_as_it_was() -> None:
     with pytest.raises(CloudFileError):
         parse_cloud(REGIONS.replace("cell: cell1, rack: phx-r2", "cell: cel1, rack: phx-r2"))
     assert gc.isenabled()
+
+
+def test_check_prefixes_each_region_and_exits_by_severity(tmp_path: Path) -> None:
+    runner = CliRunner()
+    clean = runner.invoke(cli, ["check", str(EXAMPLES / "regions.yaml"), "--format", "json"])
+    assert clean.exit_code == 0, clean.output
+    subjects = {f["subject"] for f in json.loads(clean.output)["findings"]}
+    assert {"phx/keepalived", "rdu/keepalived"} <= subjects
+    broken = tmp_path / "cloud.yaml"
+    broken.write_text(REGIONS.replace("    keystone_federation: true\n", ""))
+    result = runner.invoke(cli, ["check", str(broken)])
+    assert result.exit_code == 1
+    assert "error shared-keystone-over-wan rdu/keystone:" in result.output

@@ -165,8 +165,9 @@ def plan(cloud_file: Path | None, output_format: str, show_capacity: bool) -> No
 
     A cloud with regions, cells or zones also gets tables of its regions (and what they
     share), Nova cells (conductors, database, message bus) and availability zones.
-    --capacity prints how far each cluster is from its limit (limits: bundled, with their
-    sources in `hastack check --rules`; override them under `capacity:`).
+    --capacity prints how far each cluster is from its limit (the bundled limits and their
+    sources are hastack/catalog/capacity.yaml; `hastack check --long` cites them; override
+    any of them under `capacity:` in the cloud file).
 
     \b
     CLOUD_FILE defaults to the bundled 3-controller demo.
