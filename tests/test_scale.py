@@ -337,3 +337,18 @@ def test_check_prefixes_each_region_and_exits_by_severity(tmp_path: Path) -> Non
     result = runner.invoke(cli, ["check", str(broken)])
     assert result.exit_code == 1
     assert "error shared-keystone-over-wan rdu/keystone:" in result.output
+
+
+def test_the_benchmark_cloud_is_a_clean_design() -> None:
+    # bench/plan_check.py times this shape at 10,000 nodes; a small one must stay error-free.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_generate", EXAMPLES.parent.parent / "bench" / "generate.py")
+    assert spec is not None and spec.loader is not None
+    generate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generate)
+    plan = make_plan(parse_cloud(generate.cloud_yaml(600, 3, 4)))
+    assert [p.region for p in plan.control_planes] == ["phx", "rdu", "ams"]
+    assert sum(len(p.cells) for p in plan.control_planes) == 4
+    assert [f for f in run_checks(plan) if f.severity == "error"] == []
