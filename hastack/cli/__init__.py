@@ -70,6 +70,7 @@ LAB_COMMANDS: dict[str, tuple[str, str]] = {
     "keys": ("hastack.cli.keys", "keys"),
     "chaos": ("hastack.cli.chaos", "chaos"),
     "demo": ("hastack.cli.chaos", "demo"),
+    "inventory": ("hastack.cli.ansible", "inventory"),
 }
 
 
