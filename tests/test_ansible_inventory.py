@@ -62,7 +62,8 @@ def test_each_rendered_file_is_placed_by_the_role_of_its_system() -> None:
     plan = example_plan("demo")
     files = render_example("demo")
     placed = assign_hosts(plan, files)["ctl1"].files
-    assert {f.path for f in placed["haproxy"]} == {"etc/haproxy/haproxy.cfg"}
+    assert {f.path for f in placed["haproxy"]} == {"etc/haproxy/haproxy.cfg",
+                                                 "etc/systemd/system/haproxy.service"}
     assert "etc/keystone/keystone.conf" in {f.path for f in placed["keystone"]}
     assert "var/lib/rabbitmq/.erlang.cookie" in {f.path for f in placed["rabbitmq"]}
     assert "etc/hosts" in {f.path for f in placed["common"]}
@@ -146,3 +147,19 @@ def test_unreadable_inventory_is_one_line_exit_2(tmp_path: Path) -> None:
     assert result.exit_code == 2
     with pytest.raises(InventoryError, match="cannot read"):
         read_inventory(tmp_path / "nope.yaml")
+
+
+def test_a_changed_file_restarts_only_the_services_it_configures() -> None:
+    from hastack.catalog.hosts import load_host_catalog
+    from hastack.deploy.ansible.roles import restarts
+
+    plan, catalog = example_plan("demo"), load_host_catalog()
+    files = {f.path: f for f in render_example("demo") if f.node == "ctl1"}
+    ctl1 = assign_hosts(plan, files.values())["ctl1"]
+    assert restarts(catalog, ctl1, files["etc/haproxy/haproxy.cfg"]) == ("haproxy",)
+    assert restarts(catalog, ctl1, files["etc/mysql/my.cnf"]) == ("mariadb", "galera-health")
+    assert restarts(catalog, ctl1, files["etc/hastack/galera-health.ini"]) == ("galera-health",)
+    assert restarts(catalog, ctl1, files["etc/mysql/hastack-init.sql"]) == ()
+    assert restarts(catalog, ctl1, files["etc/systemd/system/redis-server.service"]) == (
+        "redis-server",)
+    assert "etc/systemd/system/mariadb.service" in {f.path for f in ctl1.files["galera"]}

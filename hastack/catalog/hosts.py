@@ -39,6 +39,7 @@ class HostRole(_Data):
     role: str
     processes: dict[str, HostProcess] = Field(default_factory=dict)
     files: RoleFiles = RoleFiles()
+    restarts: dict[str, tuple[str, ...]] = Field(default_factory=dict)   # path -> units
 
 
 class UnitSpec(_Data):
@@ -55,9 +56,9 @@ class UnitSpec(_Data):
     working_directory: str | None = None
     runtime_directory: str | None = None
     runtime_directory_preserve: bool = False
-    exec_start_pre: str | None = None
+    exec_start_pre: tuple[str, ...] = ()
     exec_start: str
-    exec_reload: str | None = None
+    exec_reload: tuple[str, ...] = ()
     exec_stop: str | None = None
     kill_mode: Literal["control-group", "mixed", "process"] | None = None
     restart: Literal["no", "on-failure", "always"] = "on-failure"
@@ -71,6 +72,18 @@ class HostCatalog(_Data):
     agents: str
     roles: tuple[HostRole, ...]
     units: dict[str, UnitSpec]
+
+    def role(self, name: str) -> HostRole:
+        for role in self.roles:
+            if role.role == name:
+                return role
+        raise CatalogError(f"hosts.yaml: no role {name!r}")
+
+    def role_of_unit(self, unit: str) -> HostRole | None:
+        for role in self.roles:
+            if any(unit in p.units for p in role.processes.values()):
+                return role
+        return None
 
     def role_of(self, process: str) -> HostRole | None:
         for role in self.roles:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from hastack.catalog.hosts import HostCatalog, HostRole, load_host_catalog
 from hastack.plan import Plan
-from hastack.render import RenderedFile
+from hastack.render import RenderedFile, systemd
 
 COMMON = "common"      # the role every host gets: /etc/hosts, sysctls, hastack's venv
 
@@ -43,6 +44,8 @@ def _unique(items: Iterable[str]) -> tuple[str, ...]:
 
 
 def role_of_file(catalog: HostCatalog, f: RenderedFile) -> HostRole | None:
+    if f.system == systemd.SYSTEM:
+        return catalog.role_of_unit(Path(f.path).stem)
     for role in catalog.roles:
         if f.system in role.files.systems:
             return role
@@ -78,10 +81,25 @@ def assign_hosts(plan: Plan, files: Iterable[RenderedFile] = (),
             processes=tuple(processes),
             packages=_unique(pkg for s in specs if s for pkg in s.packages),
             pip=_unique(pkg for s in specs if s for pkg in s.pip),
-            units=_unique(u for s in specs if s for u in s.units),
+            units=systemd.units_on(plan, node.name, catalog),
             files={role: tuple(fs) for role, fs in placed.items()},
         )
     return assignments
+
+
+def restarts(catalog: HostCatalog, assignment: HostAssignment,
+             f: RenderedFile) -> tuple[str, ...]:
+    """The services a change of `f` restarts on its host: a unit file its own unit, a file the
+    role lists its units there, any other file of the role every unit of the role there."""
+    if f.system == systemd.SYSTEM:
+        return (Path(f.path).stem,)
+    role = role_of_file(catalog, f)
+    if role is None:
+        return ()
+    if f.path in role.restarts:
+        return role.restarts[f.path]
+    own = {u for p in role.processes.values() for u in p.units}
+    return tuple(u for u in assignment.units if u in own)
 
 
 def role_groups(plan: Plan, catalog: HostCatalog | None = None) -> dict[str, tuple[str, ...]]:
