@@ -44,6 +44,7 @@ class HostRole(_Data):
 
 class UnitSpec(_Data):
     description: str
+    service: str | None = None      # hastack's name of the service, when not the unit's
     type: Literal["simple", "notify", "forking", "exec"] = "simple"
     notify_access: Literal["main", "all"] | None = None
     user: str | None = None
@@ -84,6 +85,10 @@ class HostCatalog(_Data):
             if any(unit in p.units for p in role.processes.values()):
                 return role
         return None
+
+    def unit_of_service(self) -> dict[str, str]:
+        """hastack's service name -> the systemd unit that runs it."""
+        return {spec.service or unit: unit for unit, spec in self.units.items()}
 
     def role_of(self, process: str) -> HostRole | None:
         for role in self.roles:

@@ -71,6 +71,7 @@ LAB_COMMANDS: dict[str, tuple[str, str]] = {
     "chaos": ("hastack.cli.chaos", "chaos"),
     "demo": ("hastack.cli.chaos", "demo"),
     "inventory": ("hastack.cli.ansible", "inventory"),
+    "deploy": ("hastack.cli.ansible", "deploy"),
 }
 
 

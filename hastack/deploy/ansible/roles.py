@@ -103,7 +103,7 @@ def restarts(catalog: HostCatalog, assignment: HostAssignment,
 
 
 def role_groups(plan: Plan, catalog: HostCatalog | None = None) -> dict[str, tuple[str, ...]]:
-    """role -> its hosts, in the cloud's node order (the first is a role's seed/bootstrap)."""
+    """role -> its hosts, in the cloud's node order (the first bootstraps a cluster)."""
     catalog = catalog or load_host_catalog()
     groups: dict[str, list[str]] = {r.role: [] for r in catalog.roles}
     for node, assignment in assign_hosts(plan, catalog=catalog).items():
