@@ -248,3 +248,31 @@ def test_hosts_outside_limit_are_not_reported_as_not_reached(tmp_path: Path) -> 
     assert summary.not_reached == []
     assert summary.error_lines() == ["ctl2: haproxy : Start haproxy failed: Job failed",
                                      "deploy of demo incomplete: changed none; failed ctl2"]
+
+
+def test_playbook_plays_follow_the_host_catalogs_protocol_order() -> None:
+    from hastack.catalog.hosts import load_host_catalog
+
+    plays = YAML(typ="safe").load(PLAYBOOK.read_text())
+    order: list[str] = []
+    for play in plays:
+        names = list(play.get("roles", []))
+        names += [t["ansible.builtin.include_role"]["name"] for t in play.get("tasks", [])
+                  if "ansible.builtin.include_role" in t]
+        order += [n for n in names if n not in order]
+        if play["hosts"] != "all":
+            assert play.get("serial") == 1 or "roles" not in play, play["name"]
+    assert order == [r.role for r in load_host_catalog().roles]
+    assert plays[-2]["roles"] == ["keepalived"]        # the VIPs last (then Keystone's admin)
+
+
+def test_every_role_has_tasks_and_handlers_for_its_restart_notice() -> None:
+    from hastack.catalog.hosts import load_host_catalog
+
+    roles = PLAYBOOK.parent / "roles"
+    for role in load_host_catalog().roles:
+        assert (roles / role.role / "tasks" / "main.yml").exists(), role.role
+        handlers = YAML(typ="safe").load((roles / role.role / "handlers" / "main.yml")
+                                         .read_text())
+        listens = {h.get("listen") for h in handlers}
+        assert f"Restart {role.role}" in listens, role.role
