@@ -276,3 +276,15 @@ def test_every_role_has_tasks_and_handlers_for_its_restart_notice() -> None:
                                          .read_text())
         listens = {h.get("listen") for h in handlers}
         assert f"Restart {role.role}" in listens, role.role
+
+
+def test_real_ansible_unreachable_output_is_read(tmp_path: Path) -> None:
+    # As ansible-core 2.19 prints it for a host whose SSH port refuses.
+    output = ('fatal: [ctl2]: UNREACHABLE! => {"changed": false, "msg": "Task failed: Failed '
+              'to connect to the host via ssh: ssh: connect to host 127.0.0.1 port 1: '
+              'Connection refused", "unreachable": true}\n')
+    _, failures = parse_output(output)
+    assert failures[0].line(Path("inv.yaml")) == (
+        "ctl2: unreachable over SSH: Failed to connect to the host via ssh: ssh: connect to "
+        "host 127.0.0.1 port 1: Connection refused (check its ansible_host / ansible_user in "
+        "inv.yaml)")

@@ -99,7 +99,12 @@ def deploy(cloud_file: Path, inventory_file: Path, check: bool, diff: bool, limi
 
 
 def print_deploy_summary(summary: DeploySummary, console: Console) -> None:
-    what = "checked (nothing changed on the hosts)" if summary.check else "deployed"
+    if not summary.ok:
+        what = "[red]not fully deployed[/red] (see below)"
+    elif summary.check:
+        what = "checked (nothing changed on the hosts)"
+    else:
+        what = "deployed"
     console.print(f"\nCloud [bold]{summary.cloud}[/bold] {what} in {summary.total_s:.0f} s")
     table = Table(show_header=True, box=None, padding=(0, 2))
     for column in ("host", "changed", "ok", "result"):

@@ -159,6 +159,8 @@ def _message(body: str) -> str:
     if not isinstance(data, dict):
         return body.strip()
     message = str(data.get("msg") or data.get("stderr") or data.get("module_stderr") or "")
+    # ansible-core 2.19 prefixes every failure so; the line already says it failed.
+    message = message.removeprefix("Task failed: ")
     return " ".join(message.split()) or "no message"
 
 
@@ -464,6 +466,8 @@ class AnsibleDeploy:
         staged = stage(self.plan, self.state)
         result = self.runner(self.argv(staged, program), self.environment(), self.on_line)
         recaps, failures = parse_output(result.output)
+        order = {n.name: i for i, n in enumerate(self.cloud.nodes)}
+        failures.sort(key=lambda f: order.get(f.host, len(order)))
         return DeploySummary(
             cloud=self.cloud.name, inventory=self.inventory, state=self.state,
             check=self.check, recaps=recaps, failures=failures,
