@@ -7,7 +7,8 @@ CPU cores): `settings.failover.profile: budget` and `kolla-ansible`, each under 
 and subnet in a temporary state root. Each plays the same scenarios `--repeat` times; the
 table gives medians for both, the ratio, the issue's target, and which mechanism of the
 timing budget set each figure (with its settings in each profile). Results (timelines,
-plots, bench.json) go to ./results/<timestamp>-failover-bench/.
+plots, bench.json) go to ./results/<timestamp>-failover-bench/; `hastack report` on that
+directory adds the measured comparison to the report's timing budget section.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from hastack.deploy.lab.power import LabControl
 from hastack.errors import HastackError
 from hastack.model import Cloud, load_cloud
 from hastack.render.budget import make_budget
-from hastack.report import write_scenario_report
+from hastack.report import save_cloud_copy, write_scenario_report
 
 PROFILES = {"budget": ("fobudget", "198.18.70."), "kolla-ansible": ("fokolla", "198.18.71.")}
 
@@ -76,6 +77,11 @@ def play_profile(profile: str, names: list[str], repeat: int, root: Path, result
                  console: Console) -> list[dict[str, Any]]:
     cloud_file = profile_cloud(profile, root)
     cloud = load_cloud(cloud_file)
+    # `hastack report RESULTS` draws and lints the budget profile's cloud (the architecture
+    # is the same in both; the timing budget section compares their timings).
+    save_cloud_copy(results / profile, cloud_file)
+    if profile == "budget":
+        save_cloud_copy(results, cloud_file)
     console.rule(f"{profile}: lab {cloud.name}")
     runs: list[dict[str, Any]] = []
     try:

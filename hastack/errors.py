@@ -54,3 +54,24 @@ class RenderError(HastackError):
 
 class LabError(HastackError):
     """The lab could not be built, queried or torn down."""
+
+
+class ImportFileError(CloudFileError):
+    """A file of an existing cloud (`hastack import`) cannot be read or parsed; each problem
+    names the file and line."""
+
+
+class ReportError(HastackError):
+    """A results directory, or a file beside it (e.g. a --rates file), cannot be reported on;
+    a file's problems each carry their line."""
+
+    def __init__(self, message: str, problems: list[Problem] | None = None):
+        super().__init__(message)
+        self.problems = problems or []
+
+    @classmethod
+    def at(cls, problems: list[Problem]) -> ReportError:
+        return cls("\n".join(str(p) for p in problems), problems)
+
+    def lines(self) -> list[str]:
+        return [str(p) for p in self.problems] or [str(self)]

@@ -5,7 +5,18 @@
 #
 # The daemons' packages would normally start their services on install; a temporary
 # policy-rc.d forbids that, because hastack runs them only inside lab nodes.
+#
+# --browser also installs Debian's chromium, which only the tests that open the HTML report
+# in a headless browser need (tests/browser.py); they are skipped without it.
 set -eu
+
+browser=""
+for arg in "$@"; do
+    case "$arg" in
+        --browser) browser=chromium ;;
+        *) echo "setup.sh: unknown option $arg (known: --browser)" >&2; exit 2 ;;
+    esac
+done
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 venv="$here/.venv"
@@ -18,7 +29,7 @@ fi
 packages="python3 python3-venv python3-pip iproute2 nftables procps psmisc util-linux rsync socat
     haproxy keepalived corosync pacemaker pacemaker-cli-utils
     mariadb-server mariadb-client mariadb-backup galera-4 galera-arbitrator-4
-    rabbitmq-server memcached redis-server redis-sentinel supervisor"
+    rabbitmq-server memcached redis-server redis-sentinel supervisor $browser"
 
 missing=""
 for p in $packages; do

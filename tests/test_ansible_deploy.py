@@ -91,6 +91,13 @@ def test_staged_inventory_carries_each_hosts_files_packages_and_protocol_roles(
             "galera_health.py").exists()
 
 
+def test_public_vip_certificate_is_placed_by_haproxy_as_a_secret(tmp_path: Path) -> None:
+    stage(example_plan("demo"), tmp_path / "state")
+    ctl1 = _staged_inventory(tmp_path / "state")["all"]["hosts"]["ctl1"]
+    pem = next(f for f in ctl1["hastack_files"]["haproxy"] if f["path"].endswith(".pem"))
+    assert pem["secret"] and pem["mode"] == "0600" and pem["restarts"] == ["haproxy"]
+
+
 def test_files_of_processes_that_are_not_deployed_are_not_staged(tmp_path: Path) -> None:
     stage(example_plan("demo"), tmp_path / "state")
     files = tmp_path / "state" / "stage" / "files" / "ctl1"

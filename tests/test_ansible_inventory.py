@@ -63,6 +63,7 @@ def test_each_rendered_file_is_placed_by_the_role_of_its_system() -> None:
     files = render_example("demo")
     placed = assign_hosts(plan, files)["ctl1"].files
     assert {f.path for f in placed["haproxy"]} == {"etc/haproxy/haproxy.cfg",
+                                                 "etc/haproxy/tls/public.pem",
                                                  "etc/systemd/system/haproxy.service"}
     assert "etc/keystone/keystone.conf" in {f.path for f in placed["keystone"]}
     assert "var/lib/rabbitmq/.erlang.cookie" in {f.path for f in placed["rabbitmq"]}

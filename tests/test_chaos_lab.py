@@ -103,6 +103,44 @@ def test_galera_writer_crash(chaos_lab: tuple[Cloud, str], tmp_path: Path) -> No
     assert any(t["what"] == "writer" for t in data["transitions"])
 
 
+def test_rolling_restart_costs_clients_nothing(chaos_lab: tuple[Cloud, str],
+                                              tmp_path: Path) -> None:
+    """Each controller drained from HAProxy and RabbitMQ, stopped, started and readmitted in
+    turn: not one failed request in any workload."""
+    data = _play(chaos_lab, "rolling-restart", tmp_path)
+    _assert_measured_and_safe(data)
+    assert {name: w["errors"] for name, w in data["workloads"].items()} == \
+        {"sql": 0, "amqp": 0, "api": 0, "cache": 0}, data["reasons"]
+    assert data["verdict"] == "pass", data["reasons"]
+
+
+def test_report_of_a_real_run_opens_in_chromium(chaos_lab: tuple[Cloud, str],
+                                                tmp_path: Path) -> None:
+    """What `hastack chaos` saves is enough for `hastack report`: the HTML of a real run
+    opens in headless Chromium without a console error, with every section, node and VIP."""
+    from click.testing import CliRunner
+
+    from hastack.cli import cli
+    from hastack.cli.chaos import play
+    from tests.browser import chromium
+    from tests.test_report_browser import assert_report_reads_well
+
+    if chromium() is None:
+        pytest.skip("chromium is not installed (scripts/setup.sh --browser)")
+    cloud, cloud_file = chaos_lab
+    results = tmp_path / "galera-writer-crash"
+    data = play(scenario("galera-writer-crash"), cloud, cloud_file, results, None, 1, print)
+    assert data["verdict"] in ("pass", "fail") and (results / "cloud.yaml").is_file()
+    result = CliRunner().invoke(cli, ["report", str(results)])
+    assert result.exit_code == 0, result.output
+    report = results / "report.html"
+    assert_report_reads_well(report, cloud, scenarios=1)
+    html = report.read_text()
+    assert "held by ctl" in html                   # the run saw who held the VIPs
+    assert CliRunner().invoke(cli, ["report", str(results)]).exit_code == 0
+    assert report.read_text() == html              # the same results, the same bytes
+
+
 # Runs in the client node: TCP connects every 20 ms to each HOST:PORT for SECONDS, one JSON
 # line per attempt with what the client saw.
 CONNECT_PROBE = """

@@ -134,6 +134,17 @@ def test_a_request_in_flight_when_the_fault_started_belongs_to_it() -> None:
     assert a.baseline_errors == 0 and a.downtime_s == pytest.approx(1.0)
 
 
+def test_service_between_two_outages_of_one_fault_is_not_downtime() -> None:
+    # a crash (3.0-4.0 failing), clients served again, then the node's rejoin (8.0-8.5)
+    crash = steady("api", 12, failing=(3.0, 4.0))
+    rejoin = steady("api", 12, failing=(8.0, 8.5))
+    reqs = [a if not a.ok else b for a, b in zip(crash, rejoin, strict=True)]
+    a = availability(reqs, [T0 + 2.95])
+    assert a.downtime_s == pytest.approx(0.91 + 0.41, abs=1e-3)
+    assert a.errors == 15
+    assert a.mttr_s == pytest.approx(8.51 - 2.95, abs=1e-3)
+
+
 def test_fault_windows_pair_start_and_end() -> None:
     events = [*fault(1, 5), *fault(2, None, "freeze", "rabbit1")]
     windows = fault_windows(events)

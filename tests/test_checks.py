@@ -113,11 +113,18 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], str, str,
                             no_change),
     "rabbitmq-mirrored-queues": (setting("rabbitmq", queues="mirrored"), "warning", "rabbitmq",
                                  setting("rabbitmq", queues="quorum")),
+    "rabbitmq-partition-never-heals": (setting("rabbitmq", partition_handling="pause_minority"),
+                                       "warning", "rabbitmq",
+                                       setting("rabbitmq", partition_handling="autoheal")),
     "galera-arbitrator-on-member": (setting("galera", arbitrator="ctl1"), "warning", "ctl1",
                                     both(add_nodes("compute", 1),
                                          setting("galera", arbitrator="com0"))),
     "swift-replicas": (lambda c: c.update(nodes=[n for n in c["nodes"] if n["name"] != "st3"]),
                        "warning", "swift-ring", no_change),
+    "public-vip-without-tls": (both(lambda c: c["vips"].update(public="198.18.0.101"),
+                                    setting("tls", public=False)),
+                               "warning", "vips.public",
+                               lambda c: c["vips"].update(public="198.18.0.101")),
 }
 
 

@@ -114,3 +114,27 @@ def test_a_lab_command_without_its_packages_says_how_to_get_them(
     assert result.exit_code == 2
     assert "no_such_lab_package_xyz" in result.output
     assert "hastack[lab]" in result.output and "Traceback" not in result.output
+
+
+def test_scenario_list_fits_80_columns_with_every_name_whole() -> None:
+    from hastack.chaos.scenarios import SCENARIOS
+
+    result = subprocess.run([sys.executable, "-m", "hastack.cli", "chaos", "--list"],
+                            capture_output=True, text=True, env={"COLUMNS": "80", "PATH": ""},
+                            check=True)
+    lines = result.stdout.splitlines()
+    assert max(map(len, lines)) <= 80
+    first_column = {line.split()[0].rstrip("*") for line in lines if line[:1].isalpha()}
+    assert {s.name for s in SCENARIOS} <= first_column
+
+
+def test_rule_list_fits_80_columns_with_every_rule_id_whole() -> None:
+    from hastack.checks import all_rules
+
+    result = subprocess.run([sys.executable, "-m", "hastack.cli", "check", "--rules"],
+                            capture_output=True, text=True, env={"COLUMNS": "80", "PATH": ""},
+                            check=True)
+    lines = result.stdout.splitlines()
+    assert max(map(len, lines)) <= 80
+    first_column = {line.split()[0] for line in lines if line[:1].isalpha()}
+    assert {r.id for r in all_rules()} <= first_column

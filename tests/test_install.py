@@ -18,7 +18,7 @@ NOT_IN_A_CLONE = shutil.ignore_patterns(
     ".git", ".venv", "venv", "results", "build", "dist", "*.egg-info", "__pycache__",
     ".pytest_cache", ".mypy_cache", ".ruff_cache",
 )
-LAB_ONLY = ("keystone", "oslo_messaging", "gunicorn", "cryptography")
+LAB_ONLY = ("keystone", "oslo_messaging", "gunicorn")
 
 
 def run(*args: str | Path, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -5,7 +5,9 @@ Scenarios:
 - a client gets a token through the VIP (HAProxy, GET /v3 health check, every controller);
 - a token issued by ctl1 validates on ctl3 (one Fernet key repository, copied), also after a
   key rotation;
-- `openstack --os-cloud hastack-lab token issue` works from the client node (clouds.yaml);
+- `openstack --os-cloud hastack-lab token issue` works from the client node (clouds.yaml:
+  https on the public VIP, trusting the cloud's CA); plain http on the public VIP serves
+  nothing, and Keystone's links there say https (X-Forwarded-Proto honoured);
 - the RPC service answers from every controller through RabbitMQ, and a call on the topic
   reaches some instance.
 
@@ -162,6 +164,40 @@ def test_openstack_cli_token_issue_from_the_client_node(kslab: tuple[Summary, Pa
     assert result.returncode == 0, result.stderr[-2000:]
     token = json.loads(result.stdout)
     assert token["id"] and token["project_id"]
+
+
+# From the client: the public VIP over https with the CA, without it, and over plain http.
+_PUBLIC_VIP = """
+import json, ssl, sys, urllib.request
+vip, cafile = sys.argv[1], sys.argv[2]
+def get(url, context=None):
+    try:
+        with urllib.request.urlopen(url, timeout=10, context=context) as r:
+            return {"status": r.status, "href": json.load(r)["version"]["links"][0]["href"]}
+    except Exception as e:
+        return {"error": f"{type(e).__name__}: {e}"}
+print(json.dumps({
+    "with_ca": get(f"https://{vip}:5000/v3", ssl.create_default_context(cafile=cafile)),
+    "without_ca": get(f"https://{vip}:5000/v3", ssl.create_default_context()),
+    "plain_http": get(f"http://{vip}:5000/v3"),
+}))
+"""
+
+
+def test_public_vip_serves_keystone_over_https_only(kslab: tuple[Summary, Path]) -> None:
+    from hastack.deploy.systems.keystone import CLIENT_CA, CLIENT_CLOUDS_YAML
+
+    vip = str(load_cloud(kslab[1]).vips.public)
+    result = lab.run_in(CLOUD_NAME, "client", [sys.executable, "-c", _PUBLIC_VIP, vip,
+                                              CLIENT_CA], timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["with_ca"] == {"status": 200, "href": f"https://{vip}:5000/v3/"}, seen
+    assert "CERTIFICATE_VERIFY_FAILED" in seen["without_ca"].get("error", ""), seen
+    assert "status" not in seen["plain_http"], seen            # no API over plain http
+    clouds = lab.run_in(CLOUD_NAME, "client", ["cat", CLIENT_CLOUDS_YAML], timeout=30).stdout
+    assert f'"auth_url": "https://{vip}:5000/v3"' in clouds
+    assert f'"cacert": "{CLIENT_CA}"' in clouds
 
 
 def test_rpc_service_answers_from_every_controller(kslab: tuple[Summary, Path]) -> None:

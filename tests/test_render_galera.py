@@ -116,10 +116,12 @@ def test_evs_timings_equal_budget_and_respect_galera_ordering(target: float) -> 
         check = seconds(options["evs.inactive_check_period"])
         suspect = seconds(options["evs.suspect_timeout"])
         inactive = seconds(options["evs.inactive_timeout"])
-        assert (keepalive, check, suspect, inactive) == (
+        install = seconds(options["evs.install_timeout"])
+        assert (keepalive, check, suspect, inactive, install) == (
             budget.galera_keepalive_s, budget.galera_inactive_check_s,
-            budget.galera_suspect_s, budget.galera_inactive_s)
+            budget.galera_suspect_s, budget.galera_inactive_s, budget.galera_install_s)
         assert 0.1 <= keepalive <= check <= suspect <= inactive
+        assert check <= install < inactive
         assert keepalive < suspect / 3 and check < suspect / 2    # Galera's ranges
 
 

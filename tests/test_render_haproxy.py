@@ -15,10 +15,16 @@ from pathlib import Path
 import pytest
 
 from hastack.plan import Plan
-from hastack.render import RenderContext, RenderedFile, haproxy
+from hastack.render import RenderContext, RenderedFile, haproxy, tls
 from hastack.render.budget import make_budget
 from hastack.render.secrets import complete
-from tests.conftest import EXAMPLE_NAMES, example_plan, plan_from_text, require_program
+from tests.conftest import (
+    EXAMPLE_NAMES,
+    example_plan,
+    plan_from_text,
+    render_example,
+    require_program,
+)
 
 DEMO = (Path(__file__).resolve().parent.parent / "hastack" / "examples" / "demo.yaml").read_text()
 
@@ -59,15 +65,27 @@ def demo_files() -> list[RenderedFile]:
     return render(example_plan("demo"))
 
 
+def with_certificate_in(content: str, files: list[RenderedFile], node: str, root: Path) -> str:
+    """haproxy.cfg reading the node's rendered TLS certificate from `root`, not /etc."""
+    pem = next((f for f in files if f.node == node and f.path == tls.HAPROXY_PEM), None)
+    if pem is None:
+        return content
+    path = root / node / tls.HAPROXY_PEM
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(str(pem.content))
+    return content.replace(f"crt /{tls.HAPROXY_PEM}", f"crt {path}")
+
+
 @pytest.mark.validator
 @pytest.mark.parametrize("name", EXAMPLE_NAMES)
 def test_haproxy_accepts_every_rendered_config(name: str, tmp_path: Path) -> None:
-    files = render(example_plan(name))
+    every = render_example(name)
+    files = [f for f in every if f.path == haproxy.CONFIG_PATH]
     assert files
     for f in files:
         path = tmp_path / f.node / "haproxy.cfg"
         path.parent.mkdir()
-        path.write_text(str(f.content))
+        path.write_text(with_certificate_in(str(f.content), every, f.node, tmp_path))
         result = run_haproxy_check(path)
         assert result.returncode == 0, f"{name}/{f.node}: {result.stdout}{result.stderr}"
 
@@ -143,15 +161,38 @@ def test_every_frontend_binds_each_of_its_vips(name: str) -> None:
         parsed = sections(str(f.content))
         for frontend in plan.frontends:
             section = parsed[f"listen {frontend.name}"]
-            binds = [line for line in section if line.startswith("bind ")]
-            assert binds == [f"bind {vips[v]}:{frontend.port}" for v in frontend.vips]
+            binds = [line.split()[1] for line in section if line.startswith("bind ")]
+            assert binds == [f"{vips[v]}:{frontend.port}" for v in frontend.vips]
             assert "internal" in frontend.vips
 
 
 def test_api_frontends_bind_both_vips_when_there_is_a_public_one(
         demo_files: list[RenderedFile]) -> None:
     keystone = sections(str(demo_files[0].content))["listen keystone"]
-    assert "bind 198.18.0.100:5000" in keystone and "bind 198.18.0.101:5000" in keystone
+    assert "bind 198.18.0.100:5000" in keystone
+    assert f"bind 198.18.0.101:5000 ssl crt /{tls.HAPROXY_PEM}" in keystone
+
+
+def test_only_the_public_vip_terminates_tls_and_backends_learn_the_scheme(
+        demo_files: list[RenderedFile]) -> None:
+    parsed = sections(str(demo_files[0].content))
+    for name, lines in parsed.items():
+        for bind in (line for line in lines if line.startswith("bind ")):
+            assert ("ssl crt" in bind) == bind.startswith("bind 198.18.0.101:"), (name, bind)
+    keystone = parsed["listen keystone"]
+    # The client's own X-Forwarded-Proto is overwritten either way: never trusted.
+    assert "http-request set-header X-Forwarded-Proto https if { ssl_fc }" in keystone
+    assert "http-request set-header X-Forwarded-Proto http if !{ ssl_fc }" in keystone
+    assert not any("X-Forwarded-Proto" in line for line in parsed["listen galera"])
+    assert "ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets" in parsed["global"]
+
+
+def test_without_tls_the_public_vip_is_plain_http() -> None:
+    plan = plan_from_text(DEMO.replace("  monitoring: {enabled: true}",
+                                       "  monitoring: {enabled: true}\n  tls: {public: false}"))
+    content = str(render(plan)[0].content)
+    assert "ssl" not in content and "X-Forwarded-Proto" not in content
+    assert "bind 198.18.0.101:5000\n" in content
 
 
 @pytest.mark.parametrize("target", [2.0, 5.0, 12.0])

@@ -221,6 +221,14 @@ def test_every_node_starts_backup_without_preemption() -> None:
             assert instance.value("interface") == plan.cloud.node(f.node).interface == INTERFACE
 
 
+def test_the_vips_of_a_node_move_together_in_one_sync_group() -> None:
+    for f in render(example_plan("demo")):
+        root = parse(f.content)
+        (group,) = root.all("vrrp_sync_group")
+        members = {b.words[0] for b in group.one("group").children}
+        assert members == set(instances(f)) and len(members) == 2
+
+
 def test_vrrp_speaks_on_the_interface_each_node_declares() -> None:
     text = (EXAMPLES_DIR / "demo.yaml").read_text().replace(
         "address: 198.18.0.12,", "address: 198.18.0.12, interface: ens3,", 1)

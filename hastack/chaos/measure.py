@@ -4,9 +4,12 @@ Definitions (the same for every workload, so numbers compare across scenarios):
 
 - errors: requests whose outcome is not `ok` (fail + indeterminate).
 - downtime_s: client-visible downtime as the OpenStack reliability test plan defines it — from
-  the first failed request to the last failed request around a fault. A failure belongs to the
-  latest fault that had started when the request *ended*; from the first one's issue time to
-  the last one's end. Summed over faults; 0 when nothing failed. Failures before any fault are
+  the first failed request to the last failed request of an outage. A failure belongs to the
+  latest fault that had started when the request *ended*. One fault can cause several outages
+  (a crash, then the node's rejoin when it is healed): an outage ends at a success, so the
+  service between them, which clients saw working, is not downtime. Each outage runs from its
+  first failure's issue time to its last failure's end; summed over outages and faults; 0
+  when nothing failed. Failures before any fault are
   `baseline_errors` and are not downtime (with no fault at all, the whole run is one window).
 - max_gap_s: the longest time between two consecutive successful completions — what a user
   polling at this rate would call "it hung". With fewer than two successes: the run's span.
@@ -19,6 +22,7 @@ Definitions (the same for every workload, so numbers compare across scenarios):
 
 from __future__ import annotations
 
+import bisect
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -85,6 +89,21 @@ def fault_windows(events: Sequence[Event]) -> list[FaultWindow]:
     return windows
 
 
+def _outages(fails: Sequence[Request], oks: Sequence[Request]) -> list[list[Request]]:
+    """Failures (issue order) split wherever a success was issued between two of them."""
+    ok_starts = sorted(o.t for o in oks)
+    outages: list[list[Request]] = []
+    for f in sorted(fails, key=lambda f: f.t):
+        if outages:
+            previous = outages[-1][-1].t
+            served = bisect.bisect_right(ok_starts, previous) < bisect.bisect_left(ok_starts, f.t)
+            if not served:
+                outages[-1].append(f)
+                continue
+        outages.append([f])
+    return outages
+
+
 def availability(requests: Sequence[Request], fault_starts: Sequence[float] = ()) -> Availability:
     reqs = sorted(requests, key=lambda r: r.t)
     failures = [r for r in reqs if not r.ok]
@@ -108,7 +127,8 @@ def availability(requests: Sequence[Request], fault_starts: Sequence[float] = ()
     for index, fails in by_fault.items():
         first = min(f.t for f in fails)
         last = max(fails, key=lambda f: f.t)
-        downtime += max(f.end for f in fails) - first
+        downtime += sum(max(f.end for f in outage) - outage[0].t
+                        for outage in _outages(fails, oks))
         after = [o for o in oks if o.t > last.t]
         origin = starts[index] if index >= 0 else first
         if not after:

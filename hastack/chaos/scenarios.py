@@ -40,6 +40,7 @@ from hastack.chaos.workloads import WORKLOADS, new_run_id, workload_argv
 from hastack.errors import HastackError
 from hastack.render.budget import make_budget
 from hastack.render.openstack import CACHE_RETRY_ATTEMPTS, client_timings
+from hastack.render.tls import ca_certificate
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +237,13 @@ def workload_options(control: Control, run_id: str) -> dict[str, dict[str, Any]]
         service = "standin-api" if control.standin_needed() else "keystone"
         options["api"] = {"target": f"http://{vip}:{api.port}/v3", "service": service,
                           "run_id": run_id}
+        ca = ca_certificate(plan, secrets)
+        if ca is not None and "public" in api.vips:
+            # As a user would: https on the public VIP, trusting the cloud's CA.
+            ca_file = control.state / "chaos-ca.pem"
+            ca_file.write_text(ca)
+            options["api"].update(target=f"https://{vips['public']}:{api.port}/v3",
+                                  cacert=ca_file)
     if plan.runs("memcached"):
         port = plan.port("memcached")
         # The services' own client settings ([cache] as rendered), not the workload's.

@@ -332,6 +332,26 @@ def rabbitmq_mirrored_queues(plan: Plan, r: Rule) -> Iterator[Finding]:
     )
 
 
+@rule("rabbitmq-partition-never-heals", "warning",
+      "RabbitMQ partition handling that leaves a frozen node partitioned",
+      cite(("000", "RabbitMQ: app cluster"), ("002", "Highly available RabbitMQ")))
+def rabbitmq_partition_never_heals(plan: Plan, r: Rule) -> Iterator[Finding]:
+    handling = plan.cloud.settings.rabbitmq.partition_handling
+    if not plan.runs("rabbitmq") or handling == "autoheal":
+        return
+    why = ("pause_minority acts only when a partition starts: a node frozen past net_ticktime "
+           "(a paused VM, a stalled host) never sees itself in a minority, and after it thaws "
+           "the cluster stays partitioned until a node is restarted (measured in hastack's "
+           "lab: controller-freeze)") if handling == "pause_minority" else (
+           "ignore leaves both sides of a partition running and diverging until an operator "
+           "restarts one")
+    yield r.finding(
+        "rabbitmq", f"cluster_partition_handling = {handling}: {why}",
+        "set settings.rabbitmq.partition_handling: autoheal (quorum queues keep their own "
+        "Raft majority; autoheal restarts the losing side when the partition ends)",
+    )
+
+
 @rule("galera-arbitrator-on-member", "warning",
       "the Galera arbitrator runs on a node that is already a Galera member",
       cite(("002", "two nodes plus an arbitrator")))
@@ -361,4 +381,20 @@ def swift_replicas(plan: Plan, r: Rule) -> Iterator[Finding]:
         f"{len(ring.members)} storage node(s) for a 3-replica ring: replicas share nodes, so "
         "losing one node loses several copies of the same objects",
         "run the Swift storage services on at least 3 nodes",
+    )
+
+
+@rule("public-vip-without-tls", "warning",
+      "the public VIP serves the APIs over plain HTTP",
+      cite(("security-guide", "Secure communication: API endpoints behind TLS")))
+def public_vip_without_tls(plan: Plan, r: Rule) -> Iterator[Finding]:
+    public = plan.cloud.vips.public
+    if public is None or plan.cloud.public_tls:
+        return
+    yield r.finding(
+        "vips.public",
+        f"the public VIP {public} carries passwords and tokens in clear text: anyone on the "
+        "path between a user and the cloud reads them and can replay a token",
+        "remove settings.tls.public: false (HAProxy then terminates TLS with a certificate "
+        "hastack generates), or supply one with settings.tls.certificate and key",
     )

@@ -70,6 +70,14 @@ LAB_COMMANDS: dict[str, tuple[str, str]] = {
     "keys": ("hastack.cli.keys", "keys"),
     "chaos": ("hastack.cli.chaos", "chaos"),
     "demo": ("hastack.cli.chaos", "demo"),
+    # Not lab commands, but they read chaos results: loaded on use like them.
+    "report": ("hastack.cli.report", "report_cmd"),
+    "availability": ("hastack.cli.report", "availability_cmd"),
+}
+# Other stages' commands, loaded the same way: `hastack import` reads existing clouds.
+STAGE_COMMANDS: dict[str, tuple[str, str]] = {
+    "import": ("hastack.cli.importing", "import_group"),
+    # Real hosts through Ansible: ansible-core (the ansible extra) is needed only by deploy.
     "inventory": ("hastack.cli.ansible", "inventory"),
     "deploy": ("hastack.cli.ansible", "deploy"),
 }
@@ -80,11 +88,11 @@ class HastackGroup(click.Group):
     the lab's commands on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *LAB_COMMANDS})
+        return sorted({*super().list_commands(ctx), *LAB_COMMANDS, *STAGE_COMMANDS})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
-        if command is None and cmd_name in LAB_COMMANDS:
+        if command is None and (cmd_name in LAB_COMMANDS or cmd_name in STAGE_COMMANDS):
             command = _load_lab_command(cmd_name)
             self.add_command(command, cmd_name)
         return command
@@ -127,7 +135,7 @@ def cli() -> None:
 
 
 def _load_lab_command(name: str) -> click.Command:
-    module_name, attribute = LAB_COMMANDS[name]
+    module_name, attribute = LAB_COMMANDS.get(name) or STAGE_COMMANDS[name]
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -275,8 +283,13 @@ def _print_rules(output_format: str) -> None:
         click.echo(json.dumps([{"rule": r.id, "severity": r.severity, "summary": r.summary,
                                 "source": r.source} for r in rules], indent=2))
         return
-    table = Table()
-    for column in ("rule", "severity", "checks that", "source"):
+    from hastack.report.tables import COMPACT
+
+    # A rule id is what users type (in an ignore list, a search): never cut or wrapped.
+    table = Table(**COMPACT)
+    table.add_column("rule", no_wrap=True)
+    table.add_column("severity", no_wrap=True)
+    for column in ("checks that", "source"):
         table.add_column(column, overflow="fold")
     for r in rules:
         table.add_row(r.id, r.severity, r.summary, r.source)
@@ -352,7 +365,9 @@ def render(cloud_file: Path | None, out_dir: Path, force: bool) -> None:
 
     Files land under OUT/<node>/ at their real paths (e.g. OUT/ctl1/etc/haproxy/haproxy.cfg).
     Secrets are generated once into OUT/secrets.yaml (mode 0600) and reused: re-rendering an
-    unchanged cloud changes no file.
+    unchanged cloud changes no file. They include the cloud's CA and the public VIP's TLS
+    certificate (settings.tls), made again when the VIP's address or name changes or
+    they near their end.
 
     \b
     Example:

@@ -2,7 +2,8 @@
 
 `chaos` plays one scenario (or `--repeat N`) on the running lab; `demo` is the newcomer's
 path: check, plan and render the demo cloud, bring its lab up, play the demo suite, print the
-table, write the reports, and tear the lab down (also on failure or Ctrl-C).
+table, write the reports (report.html last), and tear the lab down (also on failure or
+Ctrl-C).
 """
 
 from __future__ import annotations
@@ -44,13 +45,20 @@ def _cloud(cloud_file: Path | None) -> tuple[Cloud, str]:
 
 
 def _list_table() -> Table:
-    table = Table("scenario", "fault", "default target", "hold", "expects", "demo",
-                  title="built-in chaos scenarios", title_justify="left")
+    """Every scenario on one line at 80 columns: the name is never cut, the rest wraps."""
+    from hastack.report.tables import COMPACT
+
+    table = Table(title="built-in chaos scenarios (* in the demo suite; every one: 0 lost writes)",
+                  title_justify="left", **COMPACT)
+    table.add_column("scenario", no_wrap=True)
+    table.add_column("fault → target")
+    table.add_column("hold", justify="right", no_wrap=True)
+    table.add_column("max downtime, s", overflow="fold")
     for s in SCENARIOS:
-        limits = ", ".join(f"{k} ≤ {v:g} s" for k, v in s.expectations.max_downtime_s.items())
+        limits = " ".join(f"{k} {v:g}" for k, v in s.expectations.max_downtime_s.items())
         fault = s.verb + (f" {s.process}" if s.process else "") + (" (each)" if s.rolling else "")
-        table.add_row(s.name, fault, s.target, f"{s.hold_s:g} s",
-                      (limits or "reported only") + "; 0 lost", "yes" if s.demo else "")
+        table.add_row(s.name + ("*" if s.demo else ""), f"{fault} → {s.target}",
+                      f"{s.hold_s:g} s", limits or "reported only")
     return table
 
 
@@ -58,9 +66,10 @@ def play(sc: Scenario, cloud: Cloud, cloud_file: str, results: Path, target: str
          repeat: int, say: Any) -> dict[str, Any]:
     """One scenario, `repeat` times; the last summary, or the aggregate of the repeats."""
     from hastack.deploy.lab.power import LabControl
-    from hastack.report import write_json, write_scenario_report
+    from hastack.report import save_cloud_copy, write_json, write_scenario_report
 
     control = LabControl(cloud, cloud_file)
+    save_cloud_copy(results, cloud_file)   # what `hastack report` draws and lints
     runs = []
     for i in range(repeat):
         where = results if repeat == 1 else results / f"run-{i + 1}"
@@ -95,7 +104,8 @@ def chaos(scenario_name: str | None, cloud_file: Path | None, target: str | None
     Real clients (SQL through the VIP, AMQP with confirms, HTTP to the API, memcached) run
     from the lab's client node while the scenario's fault is injected, held and healed; the
     lab must be healthy again afterwards. Each run leaves its raw timeline (JSONL), a
-    summary.json and a timeline.png in the results directory.
+    summary.json, a timeline.png and a copy of the cloud file in the results directory;
+    `hastack report DIR` turns it into one HTML file.
 
     \b
     Example:
@@ -135,7 +145,8 @@ def chaos(scenario_name: str | None, cloud_file: Path | None, target: str | None
         if lab_result.get("recovery_s") is not None:
             console.print(f"lab healthy again {lab_result['recovery_s']:.1f} s after the heal "
                           f"(fault → healthy {lab_result.get('mttr_s', 0):.1f} s)")
-        console.print(f"timeline, summary.json and timeline.png in {results}")
+        console.print(f"timeline, summary.json and timeline.png in {results}; "
+                      f"an HTML report: hastack report {results}")
     if data.get("verdict") != "pass":
         sys.exit(1)
 
@@ -154,8 +165,9 @@ def chaos(scenario_name: str | None, cloud_file: Path | None, target: str | None
 def demo(cloud_file: Path | None, names: str | None, results: Path | None, keep: bool) -> None:
     """The tour: check, plan, render, bring the lab up, break it, measure, tear it down.
 
-    Runs the demo suite of chaos scenarios (about 5–8 minutes on a 2-core machine) and
-    prints scenario → client-visible downtime per workload, lost writes and the verdict.
+    Runs the demo suite of chaos scenarios (about 5–8 minutes on a 2-core machine),
+    prints scenario → client-visible downtime per workload, lost writes and the verdict,
+    and writes report.html (one self-contained file, see `hastack report`) next to them.
     Without root it checks, plans and renders the demo and says what the lab needs.
 
     \b
@@ -175,13 +187,14 @@ def demo(cloud_file: Path | None, names: str | None, results: Path | None, keep:
     from hastack.deploy.deployer import print_summary
     from hastack.deploy.lab.state import RecordStore, state_dir
     from hastack.deploy.progress import RichReporter
-    from hastack.report import write_json
-    from hastack.report.tables import run_table, suite_table
+    from hastack.report import save_cloud_copy, write_json
+    from hastack.report.tables import demo_summary, run_table
 
     record = RecordStore(state_dir(cloud.name)).load()
     was_up = bool(record and any(n.init and n.init.alive() for n in record.nodes.values()))
     summaries: list[dict[str, Any]] = []
     started = time.monotonic()
+    save_cloud_copy(base, path)
     try:
         with sigterm_as_interrupt():
             console.rule(f"lab {cloud.name}: up")
@@ -213,11 +226,25 @@ def demo(cloud_file: Path | None, names: str | None, results: Path | None, keep:
             done = lab.down(cloud.name, purge=False)
             console.print("; ".join(done) or "nothing to remove")
     if summaries:
-        console.print(suite_table(summaries))
-        console.print(f"reports (timelines, summary.json, timeline.png) under {base}; "
-                      f"suite.json there; {time.monotonic() - started:.0f} s in all")
+        report, why = _html_report(base)
+        console.print(demo_summary(summaries, str(base), report, time.monotonic() - started,
+                                   why))
     if len(summaries) < len(suite) or any(s.get("verdict") != "pass" for s in summaries):
         sys.exit(1)
+
+
+def _html_report(base: Path) -> tuple[str | None, str]:
+    """report.html of the demo's results, or why there is none (the demo's verdicts stand
+    either way)."""
+    from hastack.report.availability import load_rates
+    from hastack.report.html import REPORT_FILE, gather, write_report
+    from hastack.report.results import load_results
+
+    try:
+        path = write_report(gather(load_results(base), load_rates()), base / REPORT_FILE)
+    except HastackError as exc:
+        return None, str(exc)
+    return str(path), ""
 
 
 def _design(cloud: Cloud) -> None:

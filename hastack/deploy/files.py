@@ -6,6 +6,7 @@ tree's mtimes and any daemon watching it stay still.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -76,4 +77,8 @@ def _write(path: Path, content: str | bytes, mode: int) -> bool:
 
 
 def _yaml_scalar(value: str) -> str:
+    if "\n" in value:
+        # A single-quoted YAML scalar folds line breaks into spaces (PEM would not survive);
+        # a JSON string is a double-quoted YAML scalar with every break escaped.
+        return json.dumps(value)
     return "'" + value.replace("'", "''") + "'"

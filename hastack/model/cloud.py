@@ -9,9 +9,10 @@ from __future__ import annotations
 import ipaddress
 from enum import StrEnum
 from functools import cached_property
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Frozen(BaseModel):
@@ -109,7 +110,10 @@ class GaleraSettings(Frozen):
 
 class RabbitmqSettings(Frozen):
     queues: Literal["quorum", "mirrored"] = "quorum"
-    partition_handling: Literal["pause_minority", "autoheal", "ignore"] = "pause_minority"
+    # autoheal acts when a partition ends, pause_minority only when one starts: a node that
+    # was frozen (VM paused, host stalled) past net_ticktime never saw itself in a minority,
+    # so under pause_minority the cluster stays partitioned until someone restarts it.
+    partition_handling: Literal["pause_minority", "autoheal", "ignore"] = "autoheal"
 
 
 class NovaSettings(Frozen):
@@ -147,6 +151,32 @@ class FailoverSettings(Frozen):
     profile: Literal["budget", "kolla-ansible"] = "budget"
 
 
+_DNS_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HOSTNAME_PATTERN = rf"^{_DNS_LABEL}(\.{_DNS_LABEL})*$"
+
+
+class TlsSettings(Frozen):
+    """TLS on the public VIP, terminated by HAProxy. Without `certificate`/`key`, hastack
+    generates a CA and a server certificate per cloud (kept with its other secrets)."""
+
+    public: bool = True
+    # PEM files the user supplies, relative to cloud.yaml: the server certificate (then any
+    # intermediates) and its private key. Both or neither.
+    certificate: Path | None = None
+    key: Path | None = None
+    # The public VIP's DNS name, in the certificate's names beside its address; default
+    # `<cloud>-public`.
+    hostname: str | None = Field(default=None, max_length=253, pattern=HOSTNAME_PATTERN)
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> TlsSettings:
+        if (self.certificate is None) != (self.key is None):
+            missing = "key" if self.key is None else "certificate"
+            raise ValueError(f"a user certificate needs both certificate and key; {missing} "
+                             "is missing")
+        return self
+
+
 class Settings(Frozen):
     neutron: NeutronSettings = NeutronSettings()
     cinder: CinderSettings = CinderSettings()
@@ -159,6 +189,7 @@ class Settings(Frozen):
     monitoring: MonitoringSettings = MonitoringSettings()
     recovery: RecoverySettings = RecoverySettings()
     failover: FailoverSettings = FailoverSettings()
+    tls: TlsSettings = TlsSettings()
     # None: the tool's own default, production for `hastack render`, lab for `hastack up`.
     sizing: Sizing | None = None
 
@@ -183,3 +214,12 @@ class Cloud(Frozen):
 
     def nodes_with_role(self, role: Role) -> tuple[Node, ...]:
         return tuple(n for n in self.nodes if n.has_role(role))
+
+    @property
+    def public_tls(self) -> bool:
+        """Whether HAProxy terminates TLS on a public VIP."""
+        return self.vips.public is not None and self.settings.tls.public
+
+    @property
+    def public_hostname(self) -> str:
+        return self.settings.tls.hostname or f"{self.name}-public"

@@ -1,7 +1,8 @@
 """Reading `cloud.yaml` into a Cloud, with every problem reported at its file and line.
 
 Two passes: pydantic checks shape and types; `semantic_problems` checks what spans keys
-(duplicates, VIP subnets, the arbitrator). Both produce `Problem`s pointing at the user's line.
+(duplicates, VIP subnets, the arbitrator); a user-supplied TLS certificate and key are read
+and checked (`tls_file_problems`). All produce `Problem`s pointing at the user's line.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
+import ssl
 import types
 import typing
 from collections.abc import Iterable, Sequence
@@ -34,7 +36,86 @@ def load_cloud(path: str | Path) -> Cloud:
     except OSError as exc:
         problem = Problem(str(path), None, "", f"cannot read: {exc.strerror}")
         raise CloudFileError([problem]) from None
-    return parse_cloud(text, str(path))
+    cloud = parse_cloud(text, str(path))
+    if cloud.settings.tls.certificate is None:
+        return cloud
+    cloud = _with_absolute_tls_paths(cloud, path.parent)
+    problems = tls_file_problems(cloud)
+    if problems:
+        lines = _LineIndex(_parse_yaml(text, str(path)))
+        raise CloudFileError([Problem(str(path), lines.line(loc), _dotted(loc), message)
+                              for loc, message in problems])
+    return cloud
+
+
+def _with_absolute_tls_paths(cloud: Cloud, base: Path) -> Cloud:
+    """The user's certificate and key paths, relative to the cloud file's directory."""
+    tls = cloud.settings.tls
+    assert tls.certificate is not None and tls.key is not None
+    tls = tls.model_copy(update={"certificate": base / tls.certificate, "key": base / tls.key})
+    settings = cloud.settings.model_copy(update={"tls": tls})
+    return cloud.model_copy(update={"settings": settings})
+
+
+def tls_file_problems(cloud: Cloud) -> list[tuple[Loc, str]]:
+    """A user-supplied certificate and key that HAProxy could not load: unreadable, not PEM,
+    or a key that is not the certificate's. Checked with the standard library's OpenSSL."""
+    tls = cloud.settings.tls
+    if tls.certificate is None or tls.key is None:
+        return []
+    cert_loc: Loc = ("settings", "tls", "certificate")
+    key_loc: Loc = ("settings", "tls", "key")
+    problems: list[tuple[Loc, str]] = []
+    for loc, file, marker, what in ((cert_loc, tls.certificate, "-----BEGIN CERTIFICATE-----",
+                                     "a PEM certificate"),
+                                    (key_loc, tls.key, "PRIVATE KEY-----", "a PEM private key")):
+        try:
+            text = file.read_text(encoding="ascii", errors="replace")
+        except OSError as exc:
+            problems.append((loc, f"{file}: cannot read: {exc.strerror}"))
+            continue
+        if marker not in text:
+            problems.append((loc, f"{file}: not {what}"))
+    if problems:
+        return problems
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(tls.certificate, tls.key)
+    except ssl.SSLError as exc:
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            problems.append((key_loc, f"{tls.key}: not the private key of {tls.certificate}"))
+        else:
+            problems.append((cert_loc, f"{tls.certificate} with {tls.key}: OpenSSL cannot "
+                                       f"load them ({exc.reason or exc})"))
+        return problems
+    return [(cert_loc, f"{tls.certificate}: {message}")
+            for message in _certificate_name_problems(cloud, tls.certificate)]
+
+
+def _certificate_name_problems(cloud: Cloud, certificate: Path) -> list[str]:
+    """A certificate TLS clients would refuse: expired, or naming neither the public VIP's
+    address nor (when set) its hostname."""
+    import datetime
+
+    from cryptography import x509
+
+    # The first certificate of the file is the server's (intermediates follow it).
+    cert = x509.load_pem_x509_certificate(certificate.read_bytes())
+    not_after = cert.not_valid_after_utc
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)]
+        names += sans.get_values_for_type(x509.DNSName)
+    except x509.ExtensionNotFound:
+        names = []
+    if not_after < datetime.datetime.now(datetime.UTC):
+        return [f"expired on {not_after:%Y-%m-%d}"]
+    wanted = [cloud.settings.tls.hostname] if cloud.settings.tls.hostname else []
+    wanted += [str(cloud.vips.public)] if cloud.vips.public is not None else []
+    if not wanted or any(w in names for w in wanted):
+        return []
+    return [f"names {', '.join(names) or 'nothing (no subject alternative names)'}, not "
+            f"{' or '.join(wanted)}: clients of the public VIP would refuse it"]
 
 
 def parse_cloud(text: str, filename: str = "cloud.yaml") -> Cloud:

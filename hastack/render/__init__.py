@@ -22,7 +22,7 @@ from hastack.render.sizing import PROFILES, SizingProfile, profile
 
 # Render order; each name is a module of this package named after the system it configures.
 SYSTEMS: tuple[str, ...] = (
-    "system", "haproxy", "keepalived", "galera", "rabbitmq", "memcached", "redis",
+    "system", "tls", "haproxy", "keepalived", "galera", "rabbitmq", "memcached", "redis",
     "pacemaker", "openstack", "wsgi", "rpcservice", "systemd",
 )
 

@@ -50,6 +50,9 @@ class Budget:
     galera_inactive_s: float
     galera_keepalive_s: float
     galera_inactive_check_s: float
+    # A membership change (a member leaving or joining) is given this long to be installed;
+    # past it the members gather again, and repeated expiries end in non-Primary singletons.
+    galera_install_s: float
     # RabbitMQ/Erlang: a silent peer is declared down between 0.75 and 1.25 x net_ticktime.
     rabbit_net_ticktime_s: int
     # Clients (oslo.db / oslo.messaging): how fast they notice and retry.
@@ -153,6 +156,7 @@ def kolla_ansible_defaults(cloud: Cloud) -> Budget:
         galera_inactive_s=15.0,
         galera_keepalive_s=1.0,
         galera_inactive_check_s=1.0,
+        galera_install_s=7.5,
         rabbit_net_ticktime_s=60,          # Erlang's default
         db_retry_interval_s=10,            # oslo.db's default
         amqp_heartbeat_timeout_s=60,       # oslo.messaging's default
@@ -178,9 +182,15 @@ def budget_for_target(target: float) -> Budget:
         haproxy_rise=3,
         haproxy_connect_timeout_ms=max(500, int(target * 1000 / 2)),
         galera_suspect_s=suspect,
-        galera_inactive_s=suspect * 2,
+        galera_inactive_s=suspect * 5,
         galera_keepalive_s=round(suspect / 4, 2),
         galera_inactive_check_s=round(suspect / 4, 2),
+        # A member rejoining on a busy host may take seconds to answer the install message:
+        # with install at inactive / 2 = 2 s, a crashed member's rejoin expired three times
+        # and split the survivors into non-Primary singletons (lab, rabbit-node-crash).
+        # Galera keeps install below inactive, so both grow; detection does not, since the
+        # survivors evict a silent member once they all suspect it (suspect_timeout).
+        galera_install_s=suspect * 3.75,
         rabbit_net_ticktime_s=ticktime,
         db_retry_interval_s=max(1, math.ceil(target / 2)),
         db_connect_timeout_s=max(1, math.ceil(target)),

@@ -42,7 +42,8 @@ SST_USER = "hastack_sst"
 HEALTH_USER = "hastack_health"
 
 # Galera's own ranges (gcomm/src/evs_proto.cpp), measured with garbd on galera-4:
-# keepalive in [0.1 s, suspect/3), inactive_check < suspect/2, suspect <= inactive.
+# keepalive in [0.1 s, suspect/3), inactive_check < suspect/2, suspect <= inactive,
+# install in [inactive_check, inactive).
 EVS_MIN_PERIOD_S = 0.1
 
 
@@ -52,6 +53,7 @@ class EvsTimings:
     inactive_check_s: float
     suspect_s: float
     inactive_s: float
+    install_s: float
 
     def provider_options(self) -> list[str]:
         return [
@@ -59,6 +61,7 @@ class EvsTimings:
             f"evs.inactive_check_period={iso_duration(self.inactive_check_s)}",
             f"evs.suspect_timeout={iso_duration(self.suspect_s)}",
             f"evs.inactive_timeout={iso_duration(self.inactive_s)}",
+            f"evs.install_timeout={iso_duration(self.install_s)}",
         ]
 
 
@@ -70,7 +73,7 @@ def iso_duration(seconds: float) -> str:
 def check_evs_timings(budget: Budget) -> EvsTimings:
     """The budget's EVS timings, refused when Galera would refuse them at start."""
     t = EvsTimings(budget.galera_keepalive_s, budget.galera_inactive_check_s,
-                   budget.galera_suspect_s, budget.galera_inactive_s)
+                   budget.galera_suspect_s, budget.galera_inactive_s, budget.galera_install_s)
     problems = []
     if not EVS_MIN_PERIOD_S <= t.keepalive_s < t.suspect_s / 3:
         problems.append(f"evs.keepalive_period {t.keepalive_s:g}s not in "
@@ -80,6 +83,9 @@ def check_evs_timings(budget: Budget) -> EvsTimings:
     if not t.keepalive_s <= t.inactive_check_s <= t.suspect_s <= t.inactive_s:
         problems.append("EVS timings not ordered keepalive <= inactive_check <= suspect "
                         "<= inactive")
+    if not t.inactive_check_s <= t.install_s < t.inactive_s:
+        problems.append(f"evs.install_timeout {t.install_s:g}s not in "
+                        "[inactive_check, inactive)")
     if problems:
         raise RenderError("Galera would refuse the timing budget: " + "; ".join(problems))
     return t

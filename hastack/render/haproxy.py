@@ -4,7 +4,10 @@ Each plan frontend becomes one `listen` section bound on its VIPs, balancing the
 the process (each bound at its own node IP, so HAProxy can bind the same port on the VIP).
 Galera's single-writer frontend sends every connection to one member, keeps the others as
 `backup` and never fails back (a stick table keyed on the destination address). Check
-timings come from the budget; pure: a RenderContext in, files out.
+timings come from the budget. With TLS on the public VIP (`hastack.render.tls`), every bind
+on it terminates TLS with the cloud's certificate, and HTTP back ends are told the scheme
+the client used (`X-Forwarded-Proto`, which oslo.middleware's http_proxy_to_wsgi reads), never
+the client's own claim. Pure: a RenderContext in, files out.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from hastack.render import RenderContext, RenderedFile
 from hastack.render.budget import Budget
 from hastack.render.secrets import SecretSpec
 from hastack.render.templating import render_template
+from hastack.render.tls import HAPROXY_PEM
+from hastack.render.tls import enabled as tls_enabled
 
 SYSTEM = "haproxy"
 CONFIG_PATH = "etc/haproxy/haproxy.cfg"
@@ -42,6 +47,13 @@ GALERA_STICK_TABLE_SIZE = MAXCONN + 1
 # The load balancers' shared stick tables: a VIP that moves finds the same Galera writer on
 # its new holder (an empty table would pick the first UP server, maybe a second writer).
 PEERS = "hastack"
+
+# TLS on the public VIP: Mozilla's "intermediate" profile (TLS 1.2 and 1.3, forward-secret
+# AEAD ciphers); HAProxy's TLS 1.3 suites are OpenSSL's defaults, already all AEAD.
+TLS_MIN_VERSION = "TLSv1.2"
+TLS_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+               "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+               "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305")
 
 # An HTTP check passes on any 2xx or 3xx (OpenStack API roots answer 300 Multiple Choices).
 HTTP_CHECK_EXPECT = "200-399"
@@ -84,6 +96,7 @@ def render(ctx: RenderContext) -> list[RenderedFile]:
             pidfile=PIDFILE, stats_socket=STATS_SOCKET, maxconn=MAXCONN,
             timeouts=_timeouts(ctx.budget), listeners=listeners,
             peers=_peers(ctx, nodes), peers_name=PEERS,
+            tls=_tls_globals(ctx),
         )
         files.append(RenderedFile(node=node, path=CONFIG_PATH, content=content, system=SYSTEM))
     return files
@@ -96,6 +109,13 @@ def _peers(ctx: RenderContext, nodes: tuple[str, ...]) -> list[tuple[str, str]]:
         return []
     port = ctx.plan.port(SYSTEM, "peers")
     return [(node, f"{ctx.address(node)}:{port}") for node in nodes]
+
+
+def _tls_globals(ctx: RenderContext) -> dict[str, str]:
+    if not tls_enabled(ctx.plan):
+        return {}
+    return {"ssl-default-bind-ciphers": TLS_CIPHERS,
+            "ssl-default-bind-options": f"ssl-min-ver {TLS_MIN_VERSION} no-tls-tickets"}
 
 
 def _timeouts(budget: Budget) -> dict[str, str]:
@@ -120,8 +140,7 @@ def _title(frontend: Frontend) -> str:
 
 
 def _listener(ctx: RenderContext, frontend: Frontend) -> Listener | None:
-    vips = dict(ctx.plan.cloud.vips.items())
-    binds = tuple(f"{vips[name]}:{frontend.port}" for name in frontend.vips)
+    binds = tuple(_bind(ctx, vip, frontend.port) for vip in frontend.vips)
     if not binds or not frontend.backends:
         return None
     if frontend.single_writer:
@@ -129,12 +148,23 @@ def _listener(ctx: RenderContext, frontend: Frontend) -> Listener | None:
     lines = [f"balance {frontend.balance}", *_check_lines(frontend)]
     if frontend.mode == "http":
         lines.append("option forwardfor")
+        if tls_enabled(ctx.plan) and "public" in frontend.vips:
+            lines += ["http-request set-header X-Forwarded-Proto https if { ssl_fc }",
+                      "http-request set-header X-Forwarded-Proto http if !{ ssl_fc }"]
     servers = tuple(_server(ctx, frontend, node) for node in frontend.backends)
     return Listener(
         name=frontend.name,
         comment=f"{_title(frontend)}: {len(servers)} back ends, {_check_description(frontend)}",
         mode=frontend.mode, binds=binds, lines=tuple(lines), servers=servers,
     )
+
+
+def _bind(ctx: RenderContext, vip: str, port: int) -> str:
+    """`<address>:<port>`, with TLS termination on the public VIP when the cloud has it."""
+    address = dict(ctx.plan.cloud.vips.items())[vip]
+    if vip == "public" and tls_enabled(ctx.plan):
+        return f"{address}:{port} ssl crt /{HAPROXY_PEM}"
+    return f"{address}:{port}"
 
 
 def galera_single_writer_listener(ctx: RenderContext, frontend: Frontend,

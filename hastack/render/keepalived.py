@@ -2,9 +2,10 @@
 (stage 4, render). In the pacemaker architecture the VIPs are Pacemaker IPaddr2 resources and
 keepalived is not planned, so nothing is rendered.
 
-One VRRP instance per VIP. Every node starts as BACKUP with `nopreempt` (a recovered node does
-not take the VIP back: no needless second failover); priorities fall in the plan's candidate
-order. The VIP holder drops to FAULT, releasing the VIP, as soon as HAProxy is gone.
+One VRRP instance per VIP, in one sync group per node (the VIPs move together). Every node
+starts as BACKUP with `nopreempt` (a recovered node does not take the VIP back: no needless
+second failover); priorities fall in the plan's candidate order. The VIP holder drops to
+FAULT, releasing the VIP, as soon as HAProxy is gone.
 
 VRRP version and authentication: keepalived 2.2.7 (`keepalived -t`) rejects `authentication`
 under VRRPv3 ("VRRP version 3 does not support authentication") and rounds VRRPv2 adverts to

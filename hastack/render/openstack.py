@@ -351,6 +351,17 @@ def _listen(view: NodeView, ini: IniFile) -> None:
 # --- per-service sections -------------------------------------------------------------------
 
 
+def _proxy_headers(view: NodeView, ini: IniFile) -> None:
+    """An API behind TLS on the public VIP reads the scheme from HAProxy's X-Forwarded-Proto
+    (oslo.middleware's http_proxy_to_wsgi), so the links it returns say https there. HAProxy
+    overwrites that header on every bind, so a client cannot claim a scheme of its own."""
+    public = any("public" in f.vips for p in view.plan.processes
+                 if p.process in view.processes for f in p.frontends)
+    if view.plan.cloud.public_tls and public:
+        ini.set("oslo_middleware", "enable_proxy_headers_parsing", True,
+                "HAProxy says which scheme the client used (https on the public VIP).")
+
+
 def _keystone(view: NodeView, ini: IniFile) -> None:
     ini.set("token", "provider", "fernet")
     ini.set("fernet_tokens", "key_repository", "/etc/keystone/fernet-keys/",
@@ -388,7 +399,8 @@ def _nova(view: NodeView, ini: IniFile) -> None:
     ini.set("vnc", "server_proxyclient_address", view.ip)
     if novnc is not None:
         port = plan.port("nova-novncproxy", "novnc")
-        ini.set("vnc", "novncproxy_base_url", f"http://{public}:{port}/vnc_auto.html",
+        scheme = "https" if plan.cloud.public_tls else "http"
+        ini.set("vnc", "novncproxy_base_url", f"{scheme}://{public}:{port}/vnc_auto.html",
                 "Browsers reach the console proxy through the VIP.")
         if "nova-novncproxy" in view.processes:
             ini.set("vnc", "novncproxy_host", view.ip)
@@ -668,6 +680,7 @@ def _main_file(view: NodeView) -> IniFile:
     api = any(p.frontends for p in plan.processes if p.process in view.processes)
     if config.service != "keystone" and api:
         _keystone_authtoken(view, ini)
+    _proxy_headers(view, ini)
     if config.extra is not None:
         config.extra(view, ini)
     return ini

@@ -2,7 +2,8 @@
 
 `write_run_report` leaves in a run's results directory everything needed to judge it later:
 `summary.json` (the `RunSummary` shape), `timeline.png` (the picture), next to the timeline
-files themselves (the evidence, from which both are derived).
+files themselves (the evidence, from which both are derived); `save_cloud_copy` adds the
+cloud file the run was made with, which `hastack report` (hastack.report.html) reads back.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from hastack.chaos.timeline import Event
 
 SUMMARY_FILE = "summary.json"
 PLOT_FILE = "timeline.png"
+CLOUD_COPY = "cloud.yaml"
 
 
 def write_run_report(results_dir: str | Path, events: Sequence[Event],
@@ -56,3 +58,15 @@ def load_summary(path: str | Path) -> dict[str, Any]:
         path = path / SUMMARY_FILE
     data: dict[str, Any] = json.loads(path.read_text())
     return data
+
+
+def save_cloud_copy(results_dir: str | Path, cloud_file: str | Path) -> Path:
+    """The cloud file, byte for byte, as `cloud.yaml` in the results directory: the report
+    draws the architecture and lints the design the run was made with, even after the
+    original file changed or moved."""
+    target = Path(results_dir) / CLOUD_COPY
+    target.parent.mkdir(parents=True, exist_ok=True)
+    data = Path(cloud_file).read_bytes()
+    if not target.exists() or target.read_bytes() != data:
+        target.write_bytes(data)
+    return target

@@ -193,3 +193,32 @@ def _positive(value: Any) -> bool:
     if isinstance(value, Mapping):
         return bool(value.get("max"))
     return isinstance(value, int | float) and value > 0
+
+
+def demo_summary(summaries: Sequence[Mapping[str, Any]], results_dir: str,
+                 report: str | None, elapsed_s: float, why_no_report: str = "") -> Group:
+    """What `hastack demo` ends with: the suite table, how many passed, and where the
+    results and the HTML report are — each path on its own line, whole."""
+    passed = sum(1 for s in summaries if s.get("verdict") == "pass")
+    verdict = Text(f"{passed} of {len(summaries)} scenarios passed",
+                   style="bold green" if passed == len(summaries) else "bold red")
+    verdict.append(f" in {elapsed_s:.0f} s", style="")
+    lines: list[RenderableType] = [suite_table(summaries), verdict,
+                                   Text("results (timelines, summary.json, timeline.png):"),
+                                   Text(f"  {_shown(results_dir)}")]
+    if report:
+        lines += [Text("report (one HTML file, opens offline):"), Text(f"  {_shown(report)}",
+                                                                        style="bold")]
+    else:
+        lines.append(Text(f"no HTML report: {why_no_report}", style="yellow"))
+    return Group(*lines)
+
+
+def _shown(path: str) -> str:
+    """A path relative to the working directory when it is below it (shorter to read)."""
+    from pathlib import Path
+
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return path

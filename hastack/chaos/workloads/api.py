@@ -1,10 +1,15 @@
 """API workload: HTTP GETs against an OpenStack API endpoint through the VIP.
 
 A new connection per request (as a fresh client would open, and so every request crosses the
-VIP and HAProxy's balancing), 1 s connect and 2 s read timeouts. ok is a 2xx/3xx answer
+VIP and HAProxy's balancing), 2 s connect and 2 s read timeouts: a connect outlives one SYN
+retransmission (the kernel's initial retransmission timeout is 1 s, RFC 6298), as any real
+client's does, so a SYN lost to a VIP holder that just died shows as a slow request; with a
+1 s connect timeout it would be an error whenever it was sent, by construction of the client
+rather than of the cloud. ok is a 2xx/3xx answer
 (Keystone's `/` says 300 Multiple Choices); a 5xx (HAProxy's 503 when no back end is up), a
 refused or timed-out connection is a fail — a GET changes nothing, so nothing is
-indeterminate.
+indeterminate. An https target is verified (certificate chain and name) against `--cacert`,
+the cloud's CA, as a real client would; a TLS error is a fail too.
 
 The answering back end is read from the JSON `hostname` (the stand-in API) or an
 `X-Served-By` header (which HAProxy can add for the real Keystone). The service measured is
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import ssl
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -26,7 +32,7 @@ from hastack.chaos.timeline import Outcome, TimelineWriter, short_error
 from hastack.chaos.workloads import Workload, base_parser, setup_logging, stop_on_signals
 
 NAME = "api"
-CONNECT_TIMEOUT_S = 1.0
+CONNECT_TIMEOUT_S = 2.0
 READ_TIMEOUT_S = 2.0
 
 
@@ -34,7 +40,7 @@ class ApiWorkload(Workload):
     name = NAME
 
     def __init__(self, writer: TimelineWriter, url: str, service: str | None = None,
-                 run_id: str | None = None):
+                 run_id: str | None = None, cacert: str | None = None):
         super().__init__(writer, run_id)
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -46,12 +52,21 @@ class ApiWorkload(Workload):
         self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self.service = service
         self._announced = service is not None
+        self.cacert = cacert
+        self.tls: ssl.SSLContext | None = None
+        if self.https:
+            try:
+                self.tls = ssl.create_default_context(cafile=cacert)
+            except (OSError, ssl.SSLError) as exc:
+                raise ChaosError(f"api: cannot load the CA {cacert}: {exc}") from None
 
     def describe(self) -> dict[str, Any]:
         detail: dict[str, Any] = {"target": self.url, "connect_timeout_s": CONNECT_TIMEOUT_S,
                                   "read_timeout_s": READ_TIMEOUT_S}
         if self.service:
             detail["service"] = self.service
+        if self.cacert:
+            detail["cacert"] = self.cacert
         return detail
 
     def step(self, seq: int) -> None:
@@ -62,8 +77,12 @@ class ApiWorkload(Workload):
 
     def get(self) -> tuple[Outcome, str, str | None, str | None]:
         """(outcome, error, answering back end, HTTP status)."""
-        cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
-        conn = cls(self.host, self.port, timeout=CONNECT_TIMEOUT_S)
+        conn: http.client.HTTPConnection
+        if self.tls is not None:
+            conn = http.client.HTTPSConnection(self.host, self.port, timeout=CONNECT_TIMEOUT_S,
+                                               context=self.tls)
+        else:
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=CONNECT_TIMEOUT_S)
         try:
             conn.connect()
             if conn.sock is not None:
@@ -112,11 +131,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--target", required=True, help="URL, e.g. http://VIP:5000/v3")
     parser.add_argument("--service", default=None,
                         help="name of the measured service (default: from the answer)")
+    parser.add_argument("--cacert", default=None,
+                        help="PEM CA certificate an https target is verified with "
+                             "(default: the system's)")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     try:
         with TimelineWriter(args.out) as writer:
-            workload = ApiWorkload(writer, args.target, args.service, args.run_id)
+            workload = ApiWorkload(writer, args.target, args.service, args.run_id,
+                                   args.cacert)
             issued = workload.run(args.duration, args.rate, stop_on_signals())
             print(json.dumps({"run": workload.run_id, "issued": issued,
                               "service": workload.service}))

@@ -85,6 +85,9 @@ class Lab:
         hosts += [f"{n.ip} {n.name}" for n in self.cloud.nodes]
         hosts += [f"{client.interface.ip} {lab_names.CLIENT}"]
         hosts += [f"{ip} vip-{name}" for name, ip in self.cloud.vips.items()]
+        if self.cloud.public_tls:
+            # The name the public VIP's certificate carries, so https to it by name works.
+            hosts[-1] += f" {self.cloud.public_hostname}"
         return [RenderedFile(lab_names.CLIENT, "etc/hosts", "\n".join(hosts) + "\n", "lab"),
                 RenderedFile(lab_names.CLIENT, "etc/hostname", "client\n", "lab")]
 

@@ -5,7 +5,8 @@ Stage 5 (deploy), one system, written only against `NodeExec`:
 
 - the Fernet and credential key repositories are made once in the state dir and copied whole
   to every Keystone node (`sync_keys`; `rotate_keys` for `hastack keys rotate`);
-- `clouds.yaml` (state dir, 0600, and the client's /etc/openstack);
+- `clouds.yaml` (state dir, 0600, and the client's /etc/openstack): through the public VIP
+  over https, trusting the cloud's CA (written beside it), when the cloud has TLS there;
 - once Galera has a Primary component with Keystone's database (the `galera-primary`
   milestone): gunicorn on every node not running it, and, once per deployment,
   `keystone-manage db_sync` and `bootstrap` (admin password: the `keystone_admin` secret;
@@ -35,11 +36,14 @@ from hastack.deploy.site import Site, running
 from hastack.deploy.systems import galera, parallel, python_package_installed, wait_listening
 from hastack.errors import LabError
 from hastack.render.openstack import KEYSTONE_ADMIN_SECRET
+from hastack.render.tls import ca_certificate
 
 PROCESS = SERVICE = "keystone"
 CLOUD_NAME = "hastack-lab"
 CLOUDS_YAML = "clouds.yaml"                        # in the state dir, 0600
 CLIENT_CLOUDS_YAML = "/etc/openstack/clouds.yaml"  # where openstacksdk looks, on the client
+CLIENT_CA = "/etc/openstack/hastack-ca.pem"        # the cloud's CA, on the client
+CA_FILE = "ca.pem"                                 # the same, in the state dir
 KEYSTONE_CONF = "/etc/keystone/keystone.conf"
 REGION = "RegionOne"
 DB_SYNC_DONE = "keystone-db-sync.done"
@@ -58,10 +62,12 @@ def installed() -> bool:
 
 
 def url(site: Site, vip: str = "internal", node: str | None = None) -> str:
-    """http://<VIP or node address>:<identity port>/v3."""
+    """http(s)://<VIP or node address>:<identity port>/v3: https on the public VIP when
+    HAProxy terminates TLS there."""
     vips = dict(site.cloud.vips.items())
     host = site.cloud.node(node).ip if node else vips.get(vip, site.cloud.vips.internal)
-    return f"http://{host}:{site.plan.port(PROCESS, 'identity')}/v3"
+    tls = node is None and vip == "public" and vip in vips and site.cloud.public_tls
+    return f"{'https' if tls else 'http'}://{host}:{site.plan.port(PROCESS, 'identity')}/v3"
 
 
 # --- keys --------------------------------------------------------------------------------
@@ -99,16 +105,20 @@ def rotate_keys(site: Site) -> dict[str, Any]:
 # --- clouds.yaml -------------------------------------------------------------------------
 
 
-def clouds_yaml_text(site: Site, password: str) -> str:
-    """openstacksdk's clouds.yaml for the admin user, through the internal VIP (JSON is YAML,
-    and json.dumps quotes any password safely)."""
-    auth = {"auth_url": url(site), "username": "admin", "password": password,
+def clouds_yaml_text(site: Site, password: str, cacert: str | None = None) -> str:
+    """openstacksdk's clouds.yaml for the admin user (JSON is YAML, and json.dumps quotes any
+    password safely): through the public VIP over https, trusting `cacert`, when given;
+    else through the internal VIP."""
+    vip = "public" if cacert else "internal"
+    auth = {"auth_url": url(site, vip), "username": "admin", "password": password,
             "project_name": "admin", "user_domain_name": "Default",
             "project_domain_name": "Default"}
-    cloud = {"auth": auth, "region_name": REGION, "identity_api_version": 3,
-             "interface": "internal"}
+    cloud: dict[str, Any] = {"auth": auth, "region_name": REGION, "identity_api_version": 3,
+                             "interface": vip}
+    if cacert:
+        cloud["cacert"] = cacert
     return ("# Written by hastack: the admin of cloud "
-            f"{site.cloud.name}, through the internal VIP. Keep private.\n"
+            f"{site.cloud.name}, through the {vip} VIP. Keep private.\n"
             + json.dumps({"clouds": {CLOUD_NAME: cloud}}, indent=2) + "\n")
 
 
@@ -117,19 +127,36 @@ def clouds_yaml_path(site: Site) -> Path:
 
 
 def _write_clouds_yaml(site: Site) -> bool:
-    password = read_secrets(site.state).get(KEYSTONE_ADMIN_SECRET)
+    secrets = read_secrets(site.state)
+    password = secrets.get(KEYSTONE_ADMIN_SECRET)
     if password is None:
         raise LabError(f"no '{KEYSTONE_ADMIN_SECRET}' secret in {site.state}: render first")
-    text = clouds_yaml_text(site, password).encode()
-    path = clouds_yaml_path(site)
-    changed = not path.exists() or path.read_bytes() != text
-    if changed:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(text)
-    path.chmod(0o600)
+    ca = ca_certificate(site.plan, secrets)
+    changed = False
+    if ca is not None:
+        changed |= _write_local(site.state / CA_FILE, ca.encode(), 0o644)
+    # The state dir's copy names the state dir's CA; the client's, the client's.
+    local_ca = str(site.state / CA_FILE) if ca is not None else None
+    changed |= _write_local(clouds_yaml_path(site),
+                              clouds_yaml_text(site, password, local_ca).encode(), 0o600)
     if site.client is not None:
-        changed |= site.client.write(CLIENT_CLOUDS_YAML, text, 0o600, "root")
+        if ca is not None:
+            changed |= site.client.write(CLIENT_CA, ca.encode(), 0o644, "root")
+        client_ca = CLIENT_CA if ca is not None else None
+        changed |= site.client.write(CLIENT_CLOUDS_YAML,
+                                     clouds_yaml_text(site, password, client_ca).encode(),
+                                     0o600, "root")
+    return changed
+
+
+def _write_local(path: Path, data: bytes, mode: int) -> bool:
+    """Write a file of this machine's state dir if it differs, created with `mode`."""
+    changed = not path.exists() or path.read_bytes() != data
+    if changed:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+    path.chmod(mode)
     return changed
 
 

@@ -197,6 +197,10 @@ def drain(site: Site, node: str) -> list[str]:
     deadline = time.monotonic() + DRAIN_TIMEOUT_S
     while time.monotonic() < deadline and _sessions_on(admins, node):
         time.sleep(0.1)
+    left = _sessions_on(admins, node)
+    if left:
+        actions.append(f"{node}: {left} session(s) still open after {DRAIN_TIMEOUT_S} s; "
+                       "they end when its services stop")
     return actions
 
 
