@@ -78,9 +78,51 @@ def no_change(cloud: dict[str, Any]) -> None:
     return None
 
 
+def controllers_in(key: str, places: list[str], declare: str) -> Callable[[dict[str, Any]], None]:
+    """Put ctl1..ctl3 in the given racks or zones (declared under `declare`)."""
+    def change(cloud: dict[str, Any]) -> None:
+        cloud[declare] = [{"name": p} for p in dict.fromkeys(places)]
+        if declare == "racks":
+            for rack in cloud[declare]:
+                rack["pdu"] = f"pdu-{rack['name']}"
+        for node, place in zip(cloud["nodes"][:3], places, strict=True):
+            node[key] = place
+    return change
+
+
+def second_region(**region: Any) -> Callable[[dict[str, Any]], None]:
+    def change(cloud: dict[str, Any]) -> None:
+        cloud["nodes"] += [{"name": f"rdu{i}", "address": f"198.18.1.1{i}", "region": "rdu",
+                            "roles": ["controller"]} for i in (1, 2, 3)]
+        cloud["regions"] = [{"name": "rdu", "vips": {"internal": "198.18.1.100"},
+                             "shares": ["keystone"], **region}]
+    return change
+
+
+def vrid_pin(vrid: int | None) -> Callable[[dict[str, Any]], None]:
+    """A Kolla-Ansible cloud at its default VRID 51 on the segment; our VIP pinned or not."""
+    def change(cloud: dict[str, Any]) -> None:
+        cloud["segments"] = [{"subnet": "198.18.0.0/24",
+                              "neighbours": [{"name": "kolla cloud"}]}]
+        if vrid is not None:
+            setting("keepalived", virtual_router_ids={"internal": vrid})(cloud)
+    return change
+
+
 # rule -> (change that breaks it, expected severity, subject, change that keeps it quiet)
 CASES: dict[str, tuple[Callable[[dict[str, Any]], None], str, str,
                        Callable[[dict[str, Any]], None]]] = {
+    "quorum-in-one-rack": (controllers_in("rack", ["r1", "r1", "r2"], "racks"), "error",
+                           "galera", controllers_in("rack", ["r1", "r2", "r3"], "racks")),
+    "zone-loss-takes-quorum": (controllers_in("zone", ["az1", "az1", "az2"], "zones"), "error",
+                               "rabbitmq",
+                               controllers_in("zone", ["az1", "az2", "az3"], "zones")),
+    "shared-keystone-over-wan": (second_region(), "error", "rdu/keystone",
+                                 second_region(keystone_federation=True)),
+    "capacity-limit": (both(add_nodes("compute", 3),
+                            lambda c: c.update(capacity={"computes_per_cell": 2})),
+                       "error", "RegionOne/cell1", add_nodes("compute", 3)),
+    "vrid-collision": (vrid_pin(51), "error", "segment 198.18.0.0/24", vrid_pin(None)),
     "quorum-too-small": (nodes(2), "error", "galera", no_change),
     "quorum-even": (nodes(4), "warning", "rabbitmq", no_change),
     "single-node-role": (add_nodes("loadbalancer", 1), "error", "loa0",

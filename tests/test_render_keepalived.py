@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hastack.plan import Plan
+from hastack.plan import Plan, vrrp
 from hastack.render import RenderContext, RenderedFile, keepalived
 from hastack.render.budget import make_budget
 from hastack.render.secrets import complete
@@ -169,11 +169,11 @@ def test_vrids_differ_between_two_clouds_and_are_stable() -> None:
 def test_vrid_collision_inside_a_cloud_takes_the_next_id() -> None:
     # Find a cloud name whose two VIP names hash to the same raw id, then check they differ.
     def raw(cloud: str, vip: str) -> int:
-        return keepalived.virtual_router_ids(cloud, [vip])[vip]
+        return vrrp.virtual_router_ids(cloud, [vip])[vip]
 
     names = (f"c{i}" for i in range(10_000))
     cloud = next(n for n in names if raw(n, "internal") == raw(n, "public"))
-    ids = keepalived.virtual_router_ids(cloud, ["internal", "public"])
+    ids = vrrp.virtual_router_ids(cloud, ["internal", "public"])
     assert ids["internal"] != ids["public"]
     assert ids["public"] == ids["internal"] % 255 + 1
 

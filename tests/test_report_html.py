@@ -308,3 +308,16 @@ def test_demo_writes_its_report_or_says_why_not(demo_dir: Path, demo_html: str,
     (copy / "cloud.yaml").unlink()
     path, why = _html_report(copy)
     assert path is None and "no cloud.yaml" in why
+
+
+def test_the_drawing_groups_nodes_by_region_and_zone_when_the_cloud_declares_them() -> None:
+    from hastack.model import load_cloud
+    from hastack.plan import make_plan
+    from hastack.report.drawing import host_groups
+
+    examples = Path(__file__).resolve().parent.parent / "hastack" / "examples"
+    groups = dict(host_groups(make_plan(load_cloud(examples / "regions.yaml"))))
+    assert groups["phx / phx-az1 / controller"] == ["phx-ctl1"]
+    assert groups["phx / phx-az2 / compute"] == ["phx-cmp2"]
+    assert list(dict(host_groups(make_plan(load_cloud(examples / "demo.yaml"))))) == \
+        ["controller"]

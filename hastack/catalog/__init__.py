@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_fie
 from ruamel.yaml import YAML
 
 from hastack.errors import CatalogError
-from hastack.model.cloud import Cloud, Role
+from hastack.model.cloud import CapacityLimits, Cloud, Role
 
 Mode = Literal["A/A", "A/P"]
 Strategy = Literal[
@@ -210,3 +210,67 @@ def condition_holds(condition: Condition, cloud: Cloud, pacemaker_cluster: bool)
         elif actual != wanted:
             return False
     return True
+
+
+# --- capacity ---------------------------------------------------------------------------------
+
+class Limit(_Data):
+    """One capacity limit with where it comes from and what to do past it."""
+
+    short: str        # a column's worth: "RabbitMQ msg/s"
+    value: float
+    unit: str
+    what: str
+    source: str
+    past: str
+
+
+class Workload(_Data):
+    ha_routers_per_project: int
+    workers_per_process: int
+    database_pool_per_worker: int
+    nova_report_interval_s: float
+    neutron_report_interval_s: float
+
+
+class Report(_Data):
+    """A periodic report one node's process sends: on which bus, how often, how heavy."""
+
+    process: str
+    bus: Literal["cell", "region"]
+    interval: float | str     # seconds, or the name of a Workload interval
+    messages: float
+    writes: float
+    why: str
+
+
+class Capacity(_Data):
+    warn_at: float = Field(gt=0, le=1)
+    limits: dict[str, Limit]
+    workload: Workload
+    reports: tuple[Report, ...]
+    database_clients: tuple[str, ...]
+
+
+@cache
+def load_capacity() -> Capacity:
+    """The bundled capacity limits and load model, validated once per process: every limit
+    and workload key must be one a cloud file can override (`capacity:`) and back."""
+    text = resources.files(__package__).joinpath("capacity.yaml").read_text(encoding="utf-8")
+    try:
+        capacity = Capacity.model_validate(YAML(typ="safe").load(text))
+    except ValidationError as exc:
+        raise CatalogError(f"bundled capacity data is invalid: {exc}") from None
+    overridable = set(CapacityLimits.model_fields) - {"warn_at"}
+    bundled = set(capacity.limits) | set(Workload.model_fields)
+    if overridable != bundled:
+        raise CatalogError(f"capacity.yaml and the cloud file's capacity: keys differ: "
+                           f"{sorted(overridable ^ bundled)}")
+    processes = {p.process for p in load_catalog().processes}
+    unknown = {r.process for r in capacity.reports} | set(capacity.database_clients)
+    if unknown - processes:
+        raise CatalogError(f"capacity.yaml names unknown processes: {sorted(unknown - processes)}")
+    for report in capacity.reports:
+        if isinstance(report.interval, str) and report.interval not in Workload.model_fields:
+            raise CatalogError(f"capacity.yaml: unknown interval {report.interval!r}")
+    return capacity

@@ -8,12 +8,15 @@ Pure: a Plan in, findings out. Rules live in `rules.py`, one function each, regi
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 from hastack.plan import Plan
 
 Severity = Literal["error", "warning", "info"]
+# "control-plane" rules run on each region's plan (their subjects prefixed with the region when
+# there are several); "cloud" rules run once, on the whole cloud (regions, cells, segments).
+Scope = Literal["control-plane", "cloud"]
 SEVERITY_ORDER: dict[str, int] = {"error": 0, "warning": 1, "info": 2}
 
 
@@ -37,6 +40,7 @@ class Rule:
     summary: str
     source: str
     check: Callable[[Plan, Rule], Iterator[Finding]]
+    scope: Scope = "control-plane"
 
     def finding(self, subject: str, message: str, fix: str,
                 severity: Severity | None = None) -> Finding:
@@ -46,24 +50,39 @@ class Rule:
 RULES: list[Rule] = []
 
 
-def rule(id: str, severity: Severity, summary: str, source: str
+def rule(id: str, severity: Severity, summary: str, source: str,
+         scope: Scope = "control-plane"
          ) -> Callable[[Callable[[Plan, Rule], Iterator[Finding]]],
                        Callable[[Plan, Rule], Iterator[Finding]]]:
     def register(check: Callable[[Plan, Rule], Iterator[Finding]]
                  ) -> Callable[[Plan, Rule], Iterator[Finding]]:
         if any(r.id == id for r in RULES):
             raise ValueError(f"rule {id} registered twice")
-        RULES.append(Rule(id, severity, summary, source, check))
+        RULES.append(Rule(id, severity, summary, source, check, scope))
         return check
     return register
 
 
 def run_checks(plan: Plan) -> list[Finding]:
-    """Every finding of every rule, errors first."""
-    from hastack.checks import rules as _rules  # noqa: F401  (registers the rules)
-
-    findings = [f for r in RULES for f in r.check(plan, r)]
+    """Every finding of every rule, errors first: the control-plane rules on every region's
+    plan, the cloud rules once."""
+    _register()
+    several = len(plan.control_planes) > 1
+    findings: list[Finding] = []
+    for r in RULES:
+        if r.scope == "cloud":
+            findings += r.check(plan, r)
+            continue
+        for control in plan.control_planes:
+            for f in r.check(control, r):
+                findings.append(replace(f, subject=f"{control.region}/{f.subject}")
+                                if several else f)
     return sorted(findings, key=lambda f: (SEVERITY_ORDER[f.severity], f.rule, f.subject))
+
+
+def _register() -> None:
+    from hastack.checks import rules as _rules  # noqa: F401  (registers the rules)
+    from hastack.checks import scale as _scale  # noqa: F401
 
 
 def has_errors(findings: list[Finding]) -> bool:
@@ -71,6 +90,5 @@ def has_errors(findings: list[Finding]) -> bool:
 
 
 def all_rules() -> list[Rule]:
-    from hastack.checks import rules as _rules  # noqa: F401
-
+    _register()
     return list(RULES)

@@ -167,20 +167,51 @@ def _needs_lab_extra(name: str, missing: str) -> click.Command:
 @cli.command()
 @cloud_argument
 @format_option
-def plan(cloud_file: Path | None, output_format: str) -> None:
+@click.option("--capacity", "show_capacity", is_flag=True,
+              help="show the load of every cell, message bus, database, frontend and "
+                   "segment against its limit instead")
+def plan(cloud_file: Path | None, output_format: str, show_capacity: bool) -> None:
     """Show where every process runs, its mode and HA strategy, and what guards it.
+
+    A cloud with regions, cells or zones also gets tables of its regions (and what they
+    share), Nova cells (conductors, database, message bus) and availability zones.
+    --capacity prints how far each cluster is from its limit (the bundled limits and their
+    sources are hastack/catalog/capacity.yaml; `hastack check --long` cites them; override
+    any of them under `capacity:` in the cloud file).
 
     \b
     CLOUD_FILE defaults to the bundled 3-controller demo.
     Example:
       hastack plan examples/split-roles.yaml
+      hastack plan examples/regions.yaml
+      hastack plan examples/regions.yaml --capacity
       hastack plan examples/demo.yaml --format json | jq '.processes[0]'
     """
     the_plan = make_plan(load(cloud_file))
+    if show_capacity:
+        from hastack.cli.scale import print_capacity
+
+        if output_format == "json":
+            from hastack.plan.capacity import cluster_loads
+
+            click.echo(json.dumps([
+                {"cluster": c.scope, "limit_on": c.limit_id, "load": c.load, "limit": c.limit,
+                 "used": round(c.used, 4), "state": c.state} for c in cluster_loads(the_plan)
+            ], indent=2))
+        else:
+            print_capacity(console, the_plan)
+        return
     if output_format == "json":
         click.echo(json.dumps(the_plan.as_dict(), indent=2))
         return
-    print_plan(the_plan)
+    for control in the_plan.control_planes:
+        if len(the_plan.control_planes) > 1:
+            console.print(f"[bold]region {control.region}[/bold]")
+        print_plan(control)
+    if the_plan.layered:
+        from hastack.cli.scale import print_layout
+
+        print_layout(console, the_plan)
 
 
 def print_plan(the_plan: Plan) -> None:

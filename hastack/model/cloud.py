@@ -10,7 +10,7 @@ import ipaddress
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -51,6 +51,10 @@ Service = Literal[
 SERVICES: tuple[str, ...] = Service.__args__  # type: ignore[attr-defined]
 
 NODE_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
+# Regions, cells, racks, zones, PDUs: OpenStack spells regions like "RegionOne" or "phx".
+PLACE_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,30}$"
+HOME_REGION = "RegionOne"   # OpenStack's default region name
+VRID = Field(ge=1, le=255)
 CLOUD_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,15}$"
 DEFAULT_PREFIX = 24
 
@@ -62,6 +66,12 @@ class Node(Frozen):
     roles: tuple[Role, ...] = Field(min_length=1)
     # The interface that address is on: VRRP speaks there and VIPs are added to it.
     interface: str = Field(default="eth0", pattern=r"^[A-Za-z0-9_.-]{1,15}$")
+    # Where the node sits: its region (None: the cloud's own, `region`), Nova cell, rack and
+    # availability zone (None: its rack's zone), for the scale and failure-domain rules.
+    region: str | None = Field(default=None, pattern=PLACE_NAME_PATTERN)
+    cell: str | None = Field(default=None, pattern=PLACE_NAME_PATTERN)
+    rack: str | None = Field(default=None, pattern=PLACE_NAME_PATTERN)
+    zone: str | None = Field(default=None, pattern=PLACE_NAME_PATTERN)
 
     @field_validator("address", mode="before")
     @classmethod
@@ -127,6 +137,9 @@ class PacemakerSettings(Frozen):
 class KeepalivedSettings(Frozen):
     # unicast peers by default: no dependence on multicast, fewer dual-master cases.
     mode: Literal["unicast", "multicast"] = "unicast"
+    # VRIDs an existing deployment already uses, by VIP name (e.g. Kolla-Ansible's
+    # keepalived_virtual_router_id, 51 by default); unpinned VIPs get a derived one.
+    virtual_router_ids: dict[str, Annotated[int, VRID]] = {}
 
 
 class CeilometerSettings(Frozen):
@@ -194,13 +207,108 @@ class Settings(Frozen):
     sizing: Sizing | None = None
 
 
+SharedService = Literal["keystone", "glance"]
+
+
+class Region(Frozen):
+    """Another region of the cloud: its own control plane (nodes with `region: NAME`), its own
+    VIPs and endpoints. It may use the home region's Keystone (and Glance) instead of its own."""
+
+    name: str = Field(pattern=PLACE_NAME_PATTERN)
+    vips: Vips
+    shares: tuple[SharedService, ...] = ()   # used from the home region, not run here
+    # How this region reaches the home region: separate data centres are a WAN.
+    link: Literal["lan", "wan"] = "wan"
+    # Keystone federation (tokens of one region accepted by another) instead of one Keystone
+    # stretched over the link, or a written reason for accepting the stretched one.
+    keystone_federation: bool = False
+    trade_off: str | None = None
+    virtual_router_ids: dict[str, Annotated[int, VRID]] = {}
+
+
+class Cell(Frozen):
+    """A Nova cells v2 cell: its compute nodes, its own database and message bus (the nodes
+    with `cell: NAME`), its conductors. cell0 and the super-conductor are always planned."""
+
+    name: str = Field(pattern=PLACE_NAME_PATTERN)
+    region: str | None = Field(default=None, pattern=PLACE_NAME_PATTERN)
+
+
+class Rack(Frozen):
+    """A failure domain below the zone: a top-of-rack switch, fed by a PDU."""
+
+    name: str = Field(pattern=PLACE_NAME_PATTERN)
+    pdu: str | None = Field(default=None, pattern=PLACE_NAME_PATTERN)
+    zone: str | None = Field(default=None, pattern=PLACE_NAME_PATTERN)
+
+
+class Zone(Frozen):
+    """An availability zone: a set of racks (a failure zone) or a hardware class."""
+
+    name: str = Field(pattern=PLACE_NAME_PATTERN)
+    kind: Literal["failure", "hardware"] = "failure"
+
+
+class VrrpNeighbour(Frozen):
+    """Another cloud's (or appliance's) VRRP on one of this cloud's segments."""
+
+    name: str
+    # Kolla-Ansible's keepalived_virtual_router_id defaults to 51.
+    virtual_router_ids: tuple[Annotated[int, VRID], ...] = (51,)
+
+
+class Segment(Frozen):
+    """An L2 segment the cloud's load balancers share with other VRRP speakers."""
+
+    subnet: ipaddress.IPv4Network
+    neighbours: tuple[VrrpNeighbour, ...] = Field(min_length=1)
+
+
+class CapacityLimits(Frozen):
+    """Overrides of the bundled capacity limits (hastack/catalog/capacity.yaml); None keeps
+    the bundled value. Loads are derived from the cloud's size and these intervals."""
+
+    computes_per_cell: int | None = Field(default=None, gt=0)
+    rabbitmq_messages_per_second: float | None = Field(default=None, gt=0)
+    galera_writes_per_second: float | None = Field(default=None, gt=0)
+    haproxy_frontend_connections: int | None = Field(default=None, gt=0)
+    vrrp_instances_per_segment: int | None = Field(default=None, gt=0, le=255)
+    ha_routers_per_ha_network: int | None = Field(default=None, gt=0, le=255)
+    # The workload side: how many HA routers the busiest project creates.
+    ha_routers_per_project: int | None = Field(default=None, ge=0)
+    # nova.conf report_interval and neutron's [agent] report_interval, in seconds.
+    nova_report_interval_s: float | None = Field(default=None, gt=0)
+    neutron_report_interval_s: float | None = Field(default=None, gt=0)
+    # API and conductor workers per process (each holds its own database pool).
+    workers_per_process: int | None = Field(default=None, gt=0)
+    database_pool_per_worker: int | None = Field(default=None, gt=0)
+    # The share of a limit past which the linter warns.
+    warn_at: float | None = Field(default=None, gt=0, le=1)
+
+
 class Cloud(Frozen):
     name: str = Field(pattern=CLOUD_NAME_PATTERN)
+    # The name of the region the top-level nodes and VIPs form; `regions` adds others.
+    region: str = Field(default=HOME_REGION, pattern=PLACE_NAME_PATTERN)
     architecture: Architecture = Architecture.keepalived
     nodes: tuple[Node, ...] = Field(min_length=1)
     vips: Vips
     services: tuple[Service, ...] = ("keystone",)
     settings: Settings = Settings()
+    regions: tuple[Region, ...] = ()
+    cells: tuple[Cell, ...] = ()
+    racks: tuple[Rack, ...] = ()
+    zones: tuple[Zone, ...] = ()
+    segments: tuple[Segment, ...] = ()
+    capacity: CapacityLimits = CapacityLimits()
+
+    @property
+    def partitioned(self) -> bool:
+        """More than one control plane or message bus: other regions or Nova cells."""
+        return bool(self.regions or self.cells)
+
+    def region_of(self, node: Node) -> str:
+        return node.region or self.region
 
     @cached_property
     def _nodes_by_name(self) -> dict[str, Node]:

@@ -6,7 +6,7 @@ plan; nothing here knows about files or namespaces.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from ipaddress import IPv4Address
 from typing import Any
@@ -24,7 +24,16 @@ from hastack.catalog import (
     setting_value,
 )
 from hastack.errors import CatalogError
-from hastack.model.cloud import Architecture, Cloud, Node, Role
+from hastack.model.cloud import HOME_REGION, Architecture, Cloud, Node, Role
+from hastack.plan.layout import (
+    CellPlan,
+    FailureDomains,
+    control_plane_cloud,
+    failure_domains,
+    plan_cells,
+    shared_services,
+)
+from hastack.plan.vrrp import VrrpInstance, plan_vrrp
 
 # Where VIPs are announced from: the load balancers (or controllers that collapse them).
 VIP_ROLE = Role.loadbalancer
@@ -118,6 +127,9 @@ class Cluster:
 
 @dataclass(frozen=True)
 class Plan:
+    """One region's control plane (`cloud` holds its nodes and VIPs). The plan of the home
+    region, which `make_plan` returns, also carries the other regions' plans (`regions`)."""
+
     cloud: Cloud
     catalog: Catalog
     processes: tuple[PlannedProcess, ...]
@@ -125,6 +137,35 @@ class Plan:
     clusters: tuple[Cluster, ...] = field(default=())
     # Processes the cloud enables but no node can run (e.g. nova-compute without compute nodes).
     unplaced: tuple[tuple[str, str], ...] = field(default=())   # (process, reason)
+    region: str = HOME_REGION
+    # The whole cloud file (every region, cell, rack and segment); `cloud` when it is one.
+    whole: Cloud | None = None
+    cells: tuple[CellPlan, ...] = ()
+    # Services this region uses from the home region (a shared Keystone, Glance).
+    shared: tuple[str, ...] = ()
+    # Every region's VRRP instances and the racks, PDUs and zones of every node.
+    vrrp: tuple[VrrpInstance, ...] = ()
+    domains: FailureDomains | None = None
+    regions: tuple[Plan, ...] = ()
+
+    @property
+    def full_cloud(self) -> Cloud:
+        return self.whole or self.cloud
+
+    @property
+    def control_planes(self) -> tuple[Plan, ...]:
+        """This region's plan and every other region's."""
+        return (self, *self.regions)
+
+    @property
+    def layered(self) -> bool:
+        """The cloud file uses regions, cells, racks, zones or segments."""
+        c = self.full_cloud
+        return bool(c.partitioned or c.racks or c.zones or c.segments)
+
+    def router_ids(self) -> dict[str, int]:
+        """This region's VRID per VIP name (from plan.vrrp, which the linter checks)."""
+        return {v.vip: v.vrid for v in self.vrrp if v.region == self.region}
 
     @cached_property
     def _by_name(self) -> dict[str, PlannedProcess]:
@@ -179,7 +220,7 @@ class Plan:
         return tuple(p for p in self.processes if node in p.nodes)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        shape: dict[str, Any] = {
             "cloud": self.cloud.name,
             "architecture": self.cloud.architecture.value,
             "processes": [p.as_dict() for p in self.processes],
@@ -187,11 +228,48 @@ class Plan:
             "clusters": {c.name: c.as_dict() for c in self.clusters},
             "unplaced": [{"process": p, "reason": r} for p, r in self.unplaced],
         }
+        if not self.layered:
+            return shape
+        shape["region"] = self.region
+        shape["shared_from_home_region"] = list(self.shared)
+        shape["cells"] = {c.name: c.as_dict() for c in self.cells}
+        if self.cells:
+            api = self.cluster("galera")
+            # Nova's cell0 (instances that failed to schedule) lives in the API database;
+            # the super-conductor runs on the control plane.
+            shape["cell0"] = {"database": list(api.members) if api else [],
+                              "super_conductor": list(self.nodes_running("nova-conductor"))}
+        shape["vrrp"] = {v.vip: v.vrid for v in self.vrrp if v.region == self.region}
+        if self.region == self.full_cloud.region:
+            if self.domains is not None:
+                shape["zones"] = {z.name: z.as_dict() for z in self.domains.zones}
+            shape["regions"] = {r.region: r.as_dict() for r in self.regions}
+        return shape
 
 
 def make_plan(cloud: Cloud, catalog: Catalog | None = None) -> Plan:
-    """Place every catalog process of this cloud onto its nodes and say what guards it."""
+    """Plan every region's control plane and cells; the home region's plan carries the rest.
+    A cloud with one region and no cells is planned exactly as it always was."""
     catalog = catalog or load_catalog()
+    vrrp = plan_vrrp(cloud)
+    domains = failure_domains(cloud)
+    plans = []
+    for region in (cloud.region, *(r.name for r in cloud.regions)):
+        control = _place(control_plane_cloud(cloud, region), catalog)
+        galera, rabbitmq = control.cluster("galera"), control.cluster("rabbitmq")
+        cells = plan_cells(
+            cloud, region, control.nodes_running("nova-conductor"),
+            galera.members if galera else (), rabbitmq.members if rabbitmq else (),
+            control.nodes_running("nova-compute"),
+        ) if cloud.has_service("nova") else ()
+        plans.append(replace(control, region=region, whole=cloud, cells=cells,
+                             shared=shared_services(cloud, region), vrrp=vrrp,
+                             domains=domains))
+    return replace(plans[0], regions=tuple(plans[1:]))
+
+
+def _place(cloud: Cloud, catalog: Catalog) -> Plan:
+    """Place every catalog process of one control plane onto its nodes, say what guards it."""
     placer = _Placer(cloud, catalog)
 
     # Pacemaker runs when the architecture is pacemaker or any planned process needs it;

@@ -80,6 +80,16 @@ def render_cloud(plan: Plan, secrets: Mapping[str, str],
                  sizing: Sizing = Sizing.production) -> list[RenderedFile]:
     """Every node's files. `sizing` is the caller's default profile (the lab passes `lab`);
     a cloud file that pins `settings.sizing` wins."""
+    whole = plan.full_cloud
+    if whole.partitioned:
+        what = " and ".join(part for part, present in (
+            (f"{len(whole.regions) + 1} regions", whole.regions),
+            (f"{len(whole.cells)} Nova cell(s)", whole.cells)) if present)
+        raise RenderError(
+            f"cloud '{whole.name}' has {what}: render writes one control plane with one "
+            "database and message bus, and does not yet write per-region or per-cell "
+            "configuration; `hastack plan` and `hastack check` cover it (render each region "
+            "as its own cloud file)")
     ctx = RenderContext(plan, make_budget(plan.cloud), secrets,
                         profile(plan.cloud.settings.sizing, sizing))
     files: list[RenderedFile] = []

@@ -2,10 +2,11 @@
 (stage 4, render). In the pacemaker architecture the VIPs are Pacemaker IPaddr2 resources and
 keepalived is not planned, so nothing is rendered.
 
-One VRRP instance per VIP, in one sync group per node (the VIPs move together). Every node
-starts as BACKUP with `nopreempt` (a recovered node does not take the VIP back: no needless
-second failover); priorities fall in the plan's candidate order. The VIP holder drops to
-FAULT, releasing the VIP, as soon as HAProxy is gone.
+One VRRP instance per VIP, with the VRID the plan gives it (hastack.plan.vrrp, which the
+linter checks against the segment's other VRRP speakers), in one sync group per node (the VIPs
+move together). Every node starts as BACKUP with `nopreempt` (a recovered node does not take
+the VIP back: no needless second failover); priorities fall in the plan's candidate order. The
+VIP holder drops to FAULT, releasing the VIP, as soon as HAProxy is gone.
 
 VRRP version and authentication: keepalived 2.2.7 (`keepalived -t`) rejects `authentication`
 under VRRPv3 ("VRRP version 3 does not support authentication") and rounds VRRPv2 adverts to
@@ -25,7 +26,6 @@ container the instance would sit in FAULT for ever. A pidof probe works everywhe
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from hastack.errors import RenderError
@@ -89,7 +89,7 @@ def render(ctx: RenderContext) -> list[RenderedFile]:
         return []
     version = vrrp_version(ctx.budget)
     auth_pass = ctx.secret(VRRP_SECRET) if version == 2 else None
-    router_ids = virtual_router_ids(ctx.plan.cloud.name, [v.name for v in ctx.plan.vips])
+    router_ids = ctx.plan.router_ids()
     multicast = ctx.plan.cloud.settings.keepalived.mode == "multicast"
     track_haproxy = ctx.plan.runs("haproxy")
     files = []
@@ -135,20 +135,6 @@ def vrrp_filter(ctx: RenderContext, node: str) -> str:
             f"    {allowed}drop\n"
             f"  }}\n"
             f"}}\n")
-
-
-def virtual_router_ids(cloud: str, vips: list[str]) -> dict[str, int]:
-    """A VRID in 1..255 per VIP, from a hash of the cloud and VIP names: stable across
-    re-renders, different for two clouds sharing a segment (unless the hash collides), and
-    never equal for two VIPs of one cloud (a collision takes the next free id)."""
-    taken: dict[str, int] = {}
-    for name in vips:
-        digest = hashlib.sha256(f"{cloud}/{name}".encode()).digest()
-        vrid = int.from_bytes(digest[:4], "big") % 255 + 1
-        while vrid in taken.values():
-            vrid = vrid % 255 + 1
-        taken[name] = vrid
-    return taken
 
 
 def priorities(candidates: tuple[str, ...]) -> dict[str, int]:

@@ -1,9 +1,9 @@
 """The architecture drawn: an SVG of the plan, written by hastack itself.
 
-Nodes grouped by host group (their roles), each with every process planned on it as a chip
-coloured by HA strategy, its border solid for active/active and dashed for active/passive;
-the VIPs above, a line to each node that may hold them (thick to the holder). Hover a chip
-for its service, mode and what guards it.
+Nodes grouped by host group (their roles; region and zone when declared), each with every
+process planned on it as a chip coloured by HA strategy, its border solid for active/active
+and dashed for active/passive; the VIPs above, a line to each node that may hold them
+(thick to the holder). Hover a chip for its service, mode and what guards it.
 
 Why hand-written SVG rather than Graphviz: no extra program or package, byte-identical output
 for the same plan (Graphviz's layout and its SVG ids change between versions), and text that
@@ -61,10 +61,20 @@ class _Box:
 
 
 def host_groups(plan: Plan) -> list[tuple[str, list[str]]]:
-    """Nodes grouped by their roles, in the cloud file's order."""
+    """Nodes grouped by their roles, and by region and availability zone when the cloud
+    declares them ("phx / az2 / compute"), in the cloud file's order."""
+    cloud = plan.cloud
+    rack_zone = {rack.name: rack.zone for rack in cloud.racks}
     groups: dict[str, list[str]] = {}
-    for node in plan.cloud.nodes:
-        groups.setdefault(" + ".join(r.value for r in node.roles), []).append(node.name)
+    for node in cloud.nodes:
+        place = []
+        if cloud.regions:
+            place.append(cloud.region_of(node))
+        zone = node.zone or rack_zone.get(node.rack or "")
+        if zone:
+            place.append(zone)
+        label = " + ".join(r.value for r in node.roles)
+        groups.setdefault(" / ".join([*place, label]), []).append(node.name)
     return list(groups.items())
 
 
