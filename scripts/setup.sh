@@ -63,7 +63,7 @@ stamp="$venv/.hastack-installed"
 if [ ! -e "$stamp" ] || [ "$here/pyproject.toml" -nt "$stamp" ]; then
     echo "setup.sh: installing hastack into $venv"
     "$venv/bin/pip" install -q --upgrade pip
-    "$venv/bin/pip" install -q -e "$here[test,lab]"
+    "$venv/bin/pip" install -q -e "$here[test,lab,ansible]"
     touch "$stamp"
 fi
 echo "setup.sh: ready ($venv/bin/hastack)"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -160,3 +161,105 @@ class RunnerControl(FakeControl):
 
     def leftovers(self) -> list[str]:
         return []
+
+
+@dataclass
+class FakePlaybook:
+    """An ansible-playbook that prints what a real one prints (default callback) for a given
+    set of hosts: per host, changed tasks, or a failure line (unreachable, sudo, a task)."""
+
+    changed: dict[str, int] = field(default_factory=dict)
+    unreachable: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, tuple[str, str]] = field(default_factory=dict)   # host -> (task, msg)
+    calls: list[list[str]] = field(default_factory=list)
+    envs: list[dict[str, str]] = field(default_factory=list)
+
+    def __call__(self, argv: Sequence[str], env: Mapping[str, str],
+                 on_line: Callable[[str], None]) -> Any:
+        import json as _json
+
+        from hastack.deploy.ansible.driver import RunResult
+
+        self.calls.append(list(argv))
+        self.envs.append(dict(env))
+        lines = ["", "PLAY [Prepare every host] ***",
+                 "", "TASK [common : Check that this host can be reached and sudo works] ****"]
+        hosts = sorted({*self.changed, *self.unreachable, *self.failed})
+        for host in hosts:
+            if host in self.unreachable:
+                body = {"changed": False, "msg": self.unreachable[host], "unreachable": True}
+                lines.append(f"fatal: [{host}]: UNREACHABLE! => {_json.dumps(body)}")
+            elif host in self.failed and self.failed[host][0].startswith("common : Check"):
+                body = {"changed": False, "msg": self.failed[host][1]}
+                lines.append(f"fatal: [{host}]: FAILED! => {_json.dumps(body)}")
+            else:
+                lines.append(f"ok: [{host}]")
+        for host, (task, message) in self.failed.items():
+            if task.startswith("common : Check"):
+                continue
+            lines += ["", f"TASK [{task}] " + "*" * 20,
+                      f"fatal: [{host}]: FAILED! => "
+                      f"{_json.dumps({'changed': False, 'msg': message})}"]
+        lines += ["", "PLAY RECAP " + "*" * 60]
+        for host in hosts:
+            unreachable = int(host in self.unreachable)
+            failed = int(host in self.failed)
+            lines.append(f"{host:<26} : ok={5 + self.changed.get(host, 0)}    "
+                         f"changed={self.changed.get(host, 0)}    unreachable={unreachable}    "
+                         f"failed={failed}    skipped=3    rescued=0    ignored=0   ")
+        for line in lines:
+            on_line(line)
+        code = 4 if self.unreachable else 2 if self.failed else 0
+        return RunResult(code, "\n".join(lines) + "\n")
+
+
+@dataclass
+class FakeSsh:
+    """The OpenSSH client as `SshExec` uses it, without a network: the remote command runs
+    here through `sh -c` (as sshd would run it), so its quoting is really tested. `systemctl`
+    answers from `units` (unit -> (ActiveState, SubState)) and records start/stop."""
+
+    reachable: bool = True
+    sudo_needs_password: bool = False
+    units: dict[str, tuple[str, str]] = field(default_factory=dict)
+    calls: list[list[str]] = field(default_factory=list)
+    systemctl: list[list[str]] = field(default_factory=list)
+
+    def __call__(self, argv: Sequence[str], data: bytes | None, timeout: float) -> Any:
+        import shlex
+        import subprocess
+
+        self.calls.append(list(argv))
+        done = subprocess.CompletedProcess
+        if not self.reachable:
+            return done(list(argv), 255, b"",
+                        b"ssh: connect to host 198.18.0.11 port 22: Connection refused\r\n")
+        remote = shlex.split(argv[-1])
+        if remote[:3] == ["sudo", "-n", "--"]:
+            if self.sudo_needs_password:
+                return done(list(argv), 1, b"", b"sudo: a password is required\n")
+            remote = remote[3:]
+        if remote[0] == "systemctl":
+            return done(list(argv), 0, self._systemctl(remote).encode(), b"")
+        result = subprocess.run(["sh", "-c", argv[-1].replace("sudo -n -- ", "", 1)],
+                                input=data, capture_output=True, timeout=timeout, check=False)
+        return done(list(argv), result.returncode, result.stdout, result.stderr)
+
+    def _systemctl(self, argv: list[str]) -> str:
+        self.systemctl.append(argv)
+        verb = argv[1]
+        if verb == "show" and "--property=MainPID" in argv:
+            active = self.units.get(argv[-1].removesuffix(".service"), ("inactive", "dead"))
+            return "4242\n" if active[0] == "active" else "0\n"
+        if verb == "show":
+            blocks = []
+            for unit in argv[3:]:
+                active, sub = self.units.get(unit.removesuffix(".service"), ("inactive", "dead"))
+                blocks.append(f"Id={unit}\nActiveState={active}\nSubState={sub}\n")
+            return "\n".join(blocks)
+        if verb in ("start", "stop"):
+            unit = argv[2].removesuffix(".service")
+            self.units[unit] = ("active", "running") if verb == "start" else ("inactive", "dead")
+        if verb == "is-system-running":
+            return "degraded\n"
+        return ""

@@ -77,6 +77,9 @@ LAB_COMMANDS: dict[str, tuple[str, str]] = {
 # Other stages' commands, loaded the same way: `hastack import` reads existing clouds.
 STAGE_COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("hastack.cli.importing", "import_group"),
+    # Real hosts through Ansible: ansible-core (the ansible extra) is needed only by deploy.
+    "inventory": ("hastack.cli.ansible", "inventory"),
+    "deploy": ("hastack.cli.ansible", "deploy"),
 }
 
 

@@ -113,6 +113,17 @@ def read_text(node: FileReader, path: str) -> str | None:
     return None if data is None else data.decode(errors="replace")
 
 
+def listening_ports(proc_net_tcp: str) -> set[int]:
+    """TCP ports in LISTEN state, from the text of /proc/net/tcp and /proc/net/tcp6 (the one
+    reading of it, for every kind of node)."""
+    ports: set[int] = set()
+    for line in proc_net_tcp.splitlines():
+        fields = line.split()
+        if len(fields) > 3 and fields[3] == "0A" and ":" in fields[1]:
+            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
 def wait_until(predicate: Callable[[], T | None], timeout: float,
                interval: float = 0.2) -> T | None:
     """Poll until predicate() returns a truthy value; returns it (None on timeout)."""

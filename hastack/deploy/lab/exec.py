@@ -18,6 +18,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from hastack.deploy.base import listening_ports
 from hastack.deploy.lab.supervisor import Supervisor
 from hastack.errors import LabError
 
@@ -150,10 +151,7 @@ class LabExec:
                 text = Path(f"/proc/{self.pid}/net/{table}").read_text()
             except OSError:
                 continue
-            for line in text.splitlines()[1:]:
-                fields = line.split()
-                if len(fields) > 3 and fields[3] == "0A":
-                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+            ports |= listening_ports(text)
         return ports
 
     def unix_request(self, path: str, request: bytes, timeout: float = 3) -> bytes:

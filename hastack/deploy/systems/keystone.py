@@ -227,6 +227,12 @@ def _once(site: Site, marker: str, node: NodeExec, action: str, args: list[str],
     return [f"{node.name}: keystone-manage {args[0]}"]
 
 
+def bootstrap_args(site: Site) -> list[str]:
+    """`keystone-manage bootstrap`'s arguments (admin, region, endpoints on the VIPs); the
+    Ansible deployer passes the same ones to its keystone role."""
+    return _bootstrap_args(site)
+
+
 def _bootstrap_args(site: Site) -> list[str]:
     internal = url(site, "internal")
     public = url(site, "public") if site.cloud.vips.public else internal
