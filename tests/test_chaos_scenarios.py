@@ -197,3 +197,18 @@ def test_a_heal_that_fails_is_a_failing_verdict_with_its_reason(tmp_path) -> Non
     assert run.data["verdict"] == "fail"
     assert any("rabbitmq not listening on :5672" in r for r in run.data["reasons"])
     assert ("crash", "ctl2") in control.calls and ("restore-failed",) in control.calls
+
+
+def test_a_rolling_restart_waits_until_memcached_clients_take_the_node_back() -> None:
+    from types import SimpleNamespace
+
+    from hastack.chaos.scenarios import rolling_pause_s
+    from hastack.render.budget import make_budget
+    from tests.conftest import example_plan
+
+    plan = example_plan("demo")
+    control = SimpleNamespace(plan=plan, cloud=plan.cloud)
+    # pymemcache re-checks dead servers once per dead_retry window: back within two
+    assert rolling_pause_s(control) == 2 * make_budget(plan.cloud).memcache_dead_retry_s
+    no_cache = SimpleNamespace(plan=SimpleNamespace(runs=lambda process: False), cloud=None)
+    assert rolling_pause_s(no_cache) == 0.0
