@@ -512,3 +512,13 @@ def test_time_is_bounded() -> None:
     ini = configparser.ConfigParser(interpolation=None)
     ini.read_string(file_of(files, "ctl1", galera_render.HEALTH_INI))
     assert float(ini["galera-health"]["timeout"]) == make_budget(plan.cloud).haproxy_inter_ms / 1000
+
+
+def test_a_single_writer_cluster_does_not_pause_commits_for_a_rejoining_member() -> None:
+    plan = example_plan("demo")
+    assert plan.cloud.settings.galera.writers == 1
+    files = render_cloud(plan, complete({}, secret_specs(plan)))
+    for node in galera_render.galera_members(plan):
+        options = provider_options(file_of(files, node, galera_render.MY_CNF))
+        assert options["gcs.fc_single_primary"] == "yes"
+        assert int(options["gcs.fc_limit"]) >= 100

@@ -45,6 +45,8 @@ HEALTH_USER = "hastack_health"
 # keepalive in [0.1 s, suspect/3), inactive_check < suspect/2, suspect <= inactive,
 # install in [inactive_check, inactive).
 EVS_MIN_PERIOD_S = 0.1
+# Flow control of a single-writer cluster: write sets a member may lag before commits pause.
+SINGLE_WRITER_FC_LIMIT = 256
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,14 @@ def _my_cnf(ctx: RenderContext, node: str) -> str:
         # by IST from it instead of a full state transfer (15-22 s each in the lab).
         "gcache.recover=yes",
     ]
+    if settings.writers == 1:
+        # One writer: a member that rejoins (IST, then applying what queued meanwhile) would
+        # pause every commit by flow control once 16 write sets wait for it, and a node that
+        # just started is slow to apply (its services boot beside it) — 2 s write stalls in
+        # the lab's rolling restart. With a single primary the limit is not scaled by the
+        # cluster size and can be high: the lagging member serves no traffic (the health
+        # agent keeps a JOINED member out of HAProxy until it is Synced).
+        options += [f"gcs.fc_limit={SINGLE_WRITER_FC_LIMIT}", "gcs.fc_single_primary=yes"]
     sst_auth = (f"{SST_USER}:{ctx.secret(SST_SECRET)}"
                 if settings.sst_method == "mariabackup" else None)
     return render_template(
