@@ -28,8 +28,13 @@ def _units(files: list[RenderedFile], node: str) -> dict[str, str]:
 
 def _verify(units: dict[str, str], directory: Path) -> subprocess.CompletedProcess[str]:
     directory.mkdir(parents=True, exist_ok=True)
+    # This checkout may sit in a path with a space, which an unquoted ExecStart= would split;
+    # the host's venv path has none, so verify sees this venv through a link without one.
+    venv = directory / "venv"
+    if not venv.exists():
+        venv.symlink_to(HERE_VENV)
     for name, text in units.items():
-        (directory / name).write_text(text.replace(HOST_VENV, HERE_VENV))
+        (directory / name).write_text(text.replace(HOST_VENV, str(venv)))
     return subprocess.run(
         [require_program("systemd-analyze"), "verify", "--man=no",
          *sorted(str(directory / name) for name in units)],
