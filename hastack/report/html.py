@@ -25,6 +25,7 @@ from markupsafe import Markup
 
 from hastack.chaos.measure import VIP_HOLDERS
 from hastack.chaos.timeline import Sample
+from hastack.chaos.workloads import in_workload_order
 from hastack.checks import Finding, run_checks
 from hastack.errors import ReportError
 from hastack.model import Cloud, load_cloud
@@ -40,7 +41,7 @@ from hastack.report.availability import (
 )
 from hastack.report.drawing import STRATEGY_LABELS, architecture_svg, host_groups
 from hastack.report.results import Results, ScenarioResult
-from hastack.report.tables import WORKLOAD_ORDER, num
+from hastack.report.tables import num
 from hastack.report.timeline_svg import timeline_svg
 
 REPORT_FILE = "report.html"
@@ -162,16 +163,11 @@ def _budget(inputs: ReportInputs) -> dict[str, Any]:
 # --- 4. fault matrix ------------------------------------------------------------------------------
 
 
-def _ordered(workloads: Mapping[str, Any]) -> list[str]:
-    return sorted(workloads, key=lambda n: (WORKLOAD_ORDER.index(n)
-                                            if n in WORKLOAD_ORDER else 99, n))
-
-
 def _matrix(s: ScenarioResult) -> dict[str, Any]:
     summary = s.summary
     workloads = summary.get("workloads") or {}
     rows = []
-    for name in _ordered(workloads):
+    for name in in_workload_order(workloads):
         w = workloads[name]
         writes = messages = "-"
         if "acked" in w:
@@ -269,7 +265,7 @@ def bounded(s: ServiceAvailability, known: str, bound: str, lower: float | None 
 
 
 def _availability(report: AvailabilityReport) -> dict[str, Any]:
-    workloads = _ordered({w: None for f in report.faults for w in (f.measured or {})})
+    workloads = in_workload_order(w for f in report.faults for w in (f.measured or {}))
     faults = []
     for f in report.faults:
         faults.append({"scenario": f.scenario, "what": f.component.what,

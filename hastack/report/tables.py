@@ -15,7 +15,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-WORKLOAD_ORDER = ("sql", "amqp", "api", "cache")
+from hastack.chaos.workloads import in_workload_order
+
 # Tables that fit 80 columns (a pipe, a small terminal): a rule under the header, no edges.
 COMPACT: dict[str, Any] = {"box": box.SIMPLE_HEAD, "show_edge": False, "pad_edge": False,
                            "collapse_padding": True}
@@ -43,9 +44,7 @@ def num(value: Any, unit: str = "", digits: int = 2) -> str:
 
 def _workloads(summary: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
     workloads: Mapping[str, Any] = summary.get("workloads", {})
-    names = sorted(workloads, key=lambda n: (WORKLOAD_ORDER.index(n)
-                                            if n in WORKLOAD_ORDER else 99, n))
-    return [(n, workloads[n]) for n in names]
+    return [(n, workloads[n]) for n in in_workload_order(workloads)]
 
 
 def _data_column(name: str, w: Mapping[str, Any]) -> Text:
@@ -142,8 +141,7 @@ def suite_table(summaries: Sequence[Mapping[str, Any]]) -> Table:
     Fits 80 columns without cutting a scenario name: times are seconds (said once, in the
     caption), lost writes and messages share a column, and repeats show their median with
     the worst run (≤ max) on a second line; `run_table` has every range."""
-    present = [n for n in WORKLOAD_ORDER
-               if any(n in s.get("workloads", {}) for s in summaries)]
+    present = in_workload_order(n for s in summaries for n in s.get("workloads", {}))
     repeats = any(s.get("runs") for s in summaries)
     table = Table(title="chaos suite", title_justify="left", caption_justify="left", **COMPACT,
                   caption=(

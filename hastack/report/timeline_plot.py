@@ -27,19 +27,18 @@ from hastack.chaos.measure import (  # noqa: E402
     vip_holder_spans,
 )
 from hastack.chaos.timeline import Event, Fault, Request, Sample, Transition  # noqa: E402
+from hastack.chaos.workloads import in_workload_order  # noqa: E402
 
 COLOURS = {"ok": "#2e9d48", "fail": "#d62728", "indeterminate": "#ff8c00"}
 FAULT_SHADE = "#d62728"
 NODE_PALETTE = ("#4c72b0", "#8172b2", "#64b5cd", "#55a868", "#ccb974", "#937860", "#da8bc3")
-WORKLOAD_ORDER = ("sql", "amqp", "api", "cache")
 
 
 def plot_run(events: Sequence[Event], summary: RunSummary, path: str | Path) -> Path:
     """Draw the run into a PNG at `path` and return the path."""
     path = Path(path)
     origin = summary.origin
-    names = sorted(summary.workloads, key=lambda n: (WORKLOAD_ORDER.index(n)
-                                                    if n in WORKLOAD_ORDER else 99, n))
+    names = in_workload_order(summary.workloads)
     spans = vip_holder_spans(events)
     vips = list(dict.fromkeys(s.vip for s in spans))
     drawn = [e for e in events if isinstance(e, Request | Sample | Fault | Transition)]
@@ -235,7 +234,7 @@ def _callout(ax: plt.Axes, x: float, width: float, lane: int, text: str, colour:
 
 def _subtitle(summary: RunSummary) -> str:
     parts = []
-    for name in WORKLOAD_ORDER:
+    for name in in_workload_order(summary.workloads):
         w = summary.workloads.get(name)
         if w is None:
             continue

@@ -19,6 +19,7 @@ from typing import Any
 
 from hastack.chaos.measure import VIP_HOLDERS, fault_windows, vip_holder_spans
 from hastack.chaos.timeline import Event, Fault, Request, Sample, Transition
+from hastack.chaos.workloads import in_workload_order
 
 WIDTH = 1200
 LEFT = 150
@@ -29,7 +30,6 @@ RUN_GAP_S = 0.5
 WRITER = "galera_writer"
 COLOURS = {"ok": "#2e9d48", "fail": "#d62728", "indeterminate": "#ff8c00"}
 NODE_PALETTE = ("#4c72b0", "#8172b2", "#64b5cd", "#55a868", "#ccb974", "#937860", "#da8bc3")
-WORKLOAD_ORDER = ("sql", "amqp", "api", "cache")
 FONT = 'font-family="DejaVu Sans, Verdana, sans-serif"'
 
 
@@ -56,8 +56,7 @@ def request_runs(requests: Sequence[Request]) -> list[_Run]:
 
 def timeline_svg(events: Sequence[Event], summary: Mapping[str, Any], label: str) -> str:
     requests = [e for e in events if isinstance(e, Request)]
-    workloads = sorted({r.workload for r in requests},
-                       key=lambda n: (WORKLOAD_ORDER.index(n) if n in WORKLOAD_ORDER else 99, n))
+    workloads = in_workload_order(r.workload for r in requests)
     spans = vip_holder_spans(events)
     vips = list(dict.fromkeys(s.vip for s in spans))
     writers = sorted((e for e in events if isinstance(e, Sample) and e.what == WRITER),

@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,6 +32,13 @@ from hastack.chaos.timeline import TimelineWriter, WorkloadMark, read_events
 log = logging.getLogger(__name__)
 
 WORKLOADS: tuple[str, ...] = ("sql", "amqp", "api", "cache", "rpc")
+
+
+def in_workload_order(names: Iterable[str]) -> list[str]:
+    """Workload names as every table and plot lists them: WORKLOADS' order, others after."""
+    return sorted(set(names), key=lambda n: (WORKLOADS.index(n) if n in WORKLOADS
+                                             else len(WORKLOADS), n))
+
 # After this many unexpected exceptions in a row the workload has a bug, not a flaky cloud.
 MAX_CONSECUTIVE_INTERNAL_ERRORS = 20
 
