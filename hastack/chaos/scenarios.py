@@ -261,17 +261,15 @@ def workload_options(control: Control, run_id: str) -> dict[str, dict[str, Any]]
 
 
 def rolling_pause_s(control: Control) -> float:
-    """How long after a node's services stopped the next node may go: memcached clients
-    (oslo.cache's pymemcache HashClient) drop a server that refused them and look at their
-    dead servers again only once per dead_retry window, so the server is back in every
-    client's ring between one and two dead_retry after it failed. Restarting the next node
-    sooner takes a second server out of the ring while the first is still shunned; then a
-    single slow answer from the last one leaves clients with "all servers down" (seen in the
-    lab with 16 s restarts and dead_retry 40 s). Load balancers and RabbitMQ readmit a node at
-    once and need no pause."""
+    """How long after a node's services stopped the next node may go: until memcached
+    clients use the first node's server again (`ClientTimings.memcache_back_in_ring_s`).
+    Restarting the next node sooner takes a second server out of the ring while the first is
+    still shunned; then a single slow answer from the last one leaves clients with "all
+    servers down" (seen in the lab with 16 s restarts and dead_retry 40 s). Load balancers
+    and RabbitMQ readmit a node at once and need no pause."""
     if not control.plan.runs("memcached"):
         return 0.0
-    return 2.0 * client_timings(make_budget(control.cloud)).memcache_dead_retry_s
+    return client_timings(make_budget(control.cloud)).memcache_back_in_ring_s
 
 
 def _pace_rolling(control: Control, stopped_at: float, say: Say) -> None:

@@ -115,6 +115,13 @@ class ClientTimings:
     memcache_pool_get_timeout_s: int
     db_connection_recycle_s: int
 
+    @property
+    def memcache_back_in_ring_s(self) -> float:
+        """How long after a memcached refused them clients use it again: pymemcache's
+        HashClient (oslo.cache's backend) drops the server and looks at its dead servers only
+        once per dead_retry window, so between one and two dead_retry."""
+        return 2.0 * self.memcache_dead_retry_s
+
 
 def client_timings(budget: Budget) -> ClientTimings:
     # A live memcached on the LAN answers within HAProxy's back-end connect timeout; a server
