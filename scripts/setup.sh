@@ -27,7 +27,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 packages="python3 python3-venv python3-pip iproute2 nftables procps psmisc util-linux rsync socat
-    haproxy keepalived corosync pacemaker pacemaker-cli-utils
+    haproxy keepalived corosync pacemaker pacemaker-cli-utils fence-agents resource-agents
     mariadb-server mariadb-client mariadb-backup galera-4 galera-arbitrator-4
     rabbitmq-server memcached redis-server redis-sentinel supervisor $browser"
 

@@ -147,6 +147,9 @@ class RunnerControl(FakeControl):
     def vip_holders(self) -> dict[str, list[str]]:
         return {"internal": ["ctl1"]}
 
+    def power_events(self, since: float) -> list[tuple[float, str, str]]:
+        return []
+
     def galera_writer(self) -> str | None:
         return "ctl1"
 

@@ -307,6 +307,31 @@ def test_a_node_leaves_every_load_balancer_and_rabbitmq_before_it_stops(world: W
     assert any(cmd == "rabbitmq-upgrade revive" for _, op, cmd, *_ in world.log if op == "run")
 
 
+def test_the_vip_holder_hands_its_vips_over_before_anything_behind_them_moves(
+        world: World) -> None:
+    site = brought_up(world)
+    holder = world.vip_holder()
+    assert holder is not None
+    world.log.clear()
+    actions = orchestrate.take_out_of_service(site, holder)
+
+    first = world.log[0]
+    assert first == (holder, "stop", loadbalancing.KEEPALIVED), world.log[:3]
+    new_holder = world.vip_holder()
+    assert new_holder not in (None, holder)
+    assert f"{holder}: VIP internal handed over to {new_holder}" in actions
+    # HAProxy kept running on the old holder: the requests sent to it before the clients'
+    # ARP caches followed are answered, not reset.
+    assert world.running(holder, loadbalancing.HAPROXY)
+
+
+def test_a_node_without_a_vip_keeps_its_keepalived_through_the_drain(world: World) -> None:
+    site = brought_up(world)
+    other = next(n for n in NODES if n != world.vip_holder())
+    orchestrate.take_out_of_service(site, other)
+    assert (other, "stop", loadbalancing.KEEPALIVED) not in world.log
+
+
 def test_a_stopped_load_balancer_is_skipped_by_the_drain(world: World) -> None:
     site = brought_up(world)
     world.kill("ctl3", loadbalancing.HAPROXY)

@@ -35,7 +35,13 @@ from hastack.chaos.actions import Control, make_action
 from hastack.chaos.faults import run_fault
 from hastack.chaos.measure import Expectations, RunSummary, summarise
 from hastack.chaos.targets import LabView, resolve
-from hastack.chaos.timeline import Event, PeriodicSampler, TimelineWriter, read_timeline
+from hastack.chaos.timeline import (
+    Event,
+    PeriodicSampler,
+    TimelineWriter,
+    Transition,
+    read_timeline,
+)
 from hastack.chaos.workloads import WORKLOADS, new_run_id, workload_argv
 from hastack.errors import HastackError
 from hastack.render.budget import make_budget
@@ -341,6 +347,7 @@ def run_scenario(sc: Scenario, control: Control, results: Path, target: str | No
 
     procs = WorkloadProcs(results, argv_of, workload_options(control, run_id))
     writer = TimelineWriter(results / "faults.jsonl")
+    run_wall_start = writer.now()
     writer.note("scenario", f"{sc.name} target {spec}={','.join(nodes)} hold {hold:g}")
     samplers = [PeriodicSampler(writer, "vip_holders", control.vip_holders, 0.1),
                 PeriodicSampler(writer, "galera_writer", _writer_probe(control, writer), 0.5)]
@@ -382,6 +389,11 @@ def run_scenario(sc: Scenario, control: Control, results: Path, target: str | No
         for s in samplers:
             s.stop()
         leftovers = _clean_up(control, nodes)
+    # Fencing is the cluster's own act, not the scenario's: it goes in the timeline at the
+    # moment the fence device acted.
+    for t, action, node in control.power_events(run_wall_start):
+        writer.write(Transition(t, f"power {node}", "off" if action == "on" else "on",
+                                action, source="fence"))
     for name in ("sql", "amqp"):
         procs.check(name)
     writer.close()

@@ -121,6 +121,9 @@ def _print_status(report: dict[str, Any], console: Console) -> None:
         console.print(f"Galera: size {galera['size']}, "
                       f"{'Primary' if galera['primary'] else 'NON-PRIMARY'}, writer "
                       f"{galera['writer']} ({members})")
+    cluster = report.get("pacemaker")
+    if cluster:
+        _print_pacemaker(cluster, console)
     for backend, servers in report["haproxy"].get("backends", {}).items():
         states = ", ".join(f"{s} {v['status']}{' (backup)' if v['backup'] else ''}"
                            for s, v in servers.items())
@@ -138,6 +141,28 @@ def _print_status(report: dict[str, Any], console: Console) -> None:
         console.print(f"[red]anomaly:[/red] {anomaly}")
     for row in report["skipped"]:
         console.print(f"[dim]skipped {row['process']} ({row['reason']})[/dim]")
+
+
+def _print_pacemaker(cluster: dict[str, Any], console: Console) -> None:
+    """crm_mon -1, as hastack reads it: nodes, quorum, where each resource runs, failures."""
+    quorum = "quorate" if cluster["quorate"] else "[red]NO QUORUM[/red]"
+    offline = f", offline {' '.join(cluster['offline'])}" if cluster["offline"] else ""
+    console.print(f"Pacemaker ({cluster['reporter']}'s view): {quorum}, online "
+                  f"{' '.join(cluster['online']) or 'none'}{offline}")
+    placed: dict[str, list[str]] = {}
+    for r in cluster["resources"]:
+        key = f"{r['id'].split(':')[0]} ({r['agent']})"
+        placed.setdefault(key, [])
+        if r["role"] == "Started":
+            placed[key] += r["nodes"]
+    for key, nodes in placed.items():
+        # emoji=False: "ocf:heartbeat:IPaddr2" is an agent, not ":heartbeat:".
+        console.print(f"  {key}: {' '.join(sorted(nodes)) or '[red]stopped[/red]'}",
+                      emoji=False)
+    for action in cluster["failed_actions"]:
+        console.print(f"  [red]failed:[/red] {action}")
+    for event in cluster["fenced"]:
+        console.print(f"  fenced: {event}")
 
 
 @click.command("down")

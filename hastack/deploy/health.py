@@ -17,9 +17,10 @@ from typing import Any
 
 from hastack.deploy.base import ServiceState
 from hastack.deploy.site import Site
-from hastack.deploy.systems import caches, galera, keystone, loadbalancing, rabbitmq
+from hastack.deploy.systems import caches, galera, keystone, loadbalancing, pacemaker, rabbitmq
 from hastack.deploy.systems.keystone import KeystoneView
 from hastack.deploy.systems.loadbalancing import HAProxyView
+from hastack.deploy.systems.pacemaker import ClusterView
 from hastack.deploy.systems.rabbitmq import RabbitView
 from hastack.errors import LabError
 
@@ -36,6 +37,9 @@ class Kind(StrEnum):
     RABBIT_PARTITION = "rabbitmq-partition"
     KEYSTONE_NODE = "keystone-node"
     KEYSTONE_VIP = "keystone-vip"
+    PACEMAKER_QUORUM = "pacemaker-quorum"      # no member answers, or no quorum
+    PACEMAKER_MEMBER = "pacemaker-member"      # a reachable member not online
+    PACEMAKER_RESOURCE = "pacemaker-resource"  # a resource not started, or a failed action
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,7 @@ class Health:
     memcached: tuple[str, ...] = ()
     redis: caches.RedisView | None = None
     keystone: KeystoneView | None = None
+    pacemaker: ClusterView | None = None
     clouds_yaml: str | None = None
     skipped: tuple[tuple[str, str, str], ...] = ()
     state_dir: str = ""
@@ -110,7 +115,8 @@ class Health:
             "vips": dict(self.vips), "vip_holders": dict(self.vip_holders),
             "galera": opt(self.galera), "rabbitmq": opt(self.rabbitmq),
             "memcached": list(self.memcached), "redis": opt(self.redis),
-            "keystone": opt(self.keystone), "clouds_yaml": self.clouds_yaml,
+            "keystone": opt(self.keystone), "pacemaker": opt(self.pacemaker),
+            "clouds_yaml": self.clouds_yaml,
             "haproxy": self.haproxy.to_json(),
             "nodes": {n: v.to_json() for n, v in self.nodes.items()},
             "skipped": [{"process": p, "nodes": n, "reason": r} for p, n, r in self.skipped],
@@ -129,6 +135,7 @@ def collect(site: Site, details: Mapping[str, Mapping[str, Any]] | None = None) 
         redis_f = pool.submit(caches.redis_view, site)
         keystone_f = pool.submit(keystone.health, site)
         memcached_f = pool.submit(caches.memcached_servers, site)
+        pacemaker_f = pool.submit(pacemaker.cluster_view, site)
         holders = holders_f.result()
         haproxy = loadbalancing.haproxy_view(site, holders)
         nodes = nodes_f.result()
@@ -137,6 +144,7 @@ def collect(site: Site, details: Mapping[str, Mapping[str, Any]] | None = None) 
             if site.plan.runs(galera.PROCESS) else None
         rabbit, redis, ks = rabbit_f.result(), redis_f.result(), keystone_f.result()
         memcached = tuple(memcached_f.result())
+        cluster = pacemaker_f.result()
     anomalies = [Anomaly(Kind.NODE_DOWN, f"node {n} is not running", node=n)
                  for n in site.unreachable]
     anomalies += _service_anomalies(nodes)
@@ -155,12 +163,14 @@ def collect(site: Site, details: Mapping[str, Mapping[str, Any]] | None = None) 
                                      f"RabbitMQ: partitioned {rabbit.partitions}"))
     if ks is not None:
         anomalies += _keystone_anomalies(ks)
+    if site.members(pacemaker.COROSYNC):
+        anomalies += _pacemaker_anomalies(site, cluster)
     clouds_yaml = keystone.clouds_yaml_path(site)
     return Health(
         cloud=site.cloud.name, anomalies=tuple(anomalies),
         vips={name: str(ip) for name, ip in site.cloud.vips.items()}, vip_holders=holders,
         nodes=nodes, haproxy=haproxy, galera=galera_view, rabbitmq=rabbit,
-        memcached=memcached, redis=redis, keystone=ks,
+        memcached=memcached, redis=redis, keystone=ks, pacemaker=cluster,
         clouds_yaml=str(clouds_yaml) if ks is not None and clouds_yaml.exists() else None,
         skipped=tuple(site.skipped), state_dir=str(site.state))
 
@@ -206,6 +216,25 @@ def _galera_anomalies(site: Site, view: GaleraView) -> list[Anomaly]:
     if site.plan.runs(loadbalancing.HAPROXY) and view.writer is None:
         found.append(Anomaly(Kind.GALERA_NO_WRITER,
                              "Galera: HAProxy has no UP server to send writes to"))
+    return found
+
+
+def _pacemaker_anomalies(site: Site, view: ClusterView | None) -> list[Anomaly]:
+    if view is None:
+        return [Anomaly(Kind.PACEMAKER_QUORUM, "Pacemaker: no member's crm_mon answers")]
+    found = []
+    if not view.quorate:
+        found.append(Anomaly(Kind.PACEMAKER_QUORUM,
+                             f"Pacemaker: no quorum (as {view.reporter} sees it)"))
+    for node in site.members(pacemaker.COROSYNC):
+        if node.name not in view.online:
+            found.append(Anomaly(Kind.PACEMAKER_MEMBER,
+                                 f"Pacemaker: {node.name} is not online", node=node.name))
+    found += [Anomaly(Kind.PACEMAKER_RESOURCE, f"Pacemaker: {r.id} is {r.role}"
+                      + (" (failed)" if r.failed else ""))
+              for r in view.primitives_not_started()]
+    found += [Anomaly(Kind.PACEMAKER_RESOURCE, f"Pacemaker: failed {action}")
+              for action in view.failed_actions]
     return found
 
 

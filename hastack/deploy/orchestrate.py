@@ -20,7 +20,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from hastack.deploy.site import Site
-from hastack.deploy.systems import caches, galera, keystone, loadbalancing, rabbitmq, rpcservice
+from hastack.deploy.systems import (
+    caches,
+    galera,
+    keystone,
+    loadbalancing,
+    pacemaker,
+    rabbitmq,
+    rpcservice,
+)
 from hastack.errors import LabError
 
 Start = Callable[[Site], list[str]]
@@ -46,6 +54,10 @@ def components(choose: galera.Chooser = galera.choose_most_advanced,
     runs; `overrides` replace a component's start (recovery acts on its own decisions)."""
     bring = galera.GaleraBringUp(choose)
     graph = (
+        # Before load-balancing: on a planned stop Pacemaker gives its resources (the VIPs,
+        # HAProxy) away before anything else stops under them.
+        Component("pacemaker", pacemaker.bring_up,
+                  services=(pacemaker.COROSYNC, pacemaker.PACEMAKER), entry=True),
         Component("load-balancing", loadbalancing.bring_up,
                   services=(loadbalancing.HAPROXY, loadbalancing.KEEPALIVED), entry=True,
                   drain=loadbalancing.drain, readmit=loadbalancing.readmit),
@@ -69,7 +81,7 @@ def components(choose: galera.Chooser = galera.choose_most_advanced,
 
 # The stateful tier and what fronts it: the components with no client of their own to wait
 # for. Recovery brings these back before any of their clients start.
-STATEFUL = ("load-balancing", "galera", "galera-joiners", "rabbitmq", "caches")
+STATEFUL = ("pacemaker", "load-balancing", "galera", "galera-joiners", "rabbitmq", "caches")
 
 
 def bring_up(site: Site, overrides: Mapping[str, Start] | None = None,

@@ -33,6 +33,8 @@ class Site:
     # (process, nodes, reason) for planned processes this deployer does not run.
     skipped: Sequence[tuple[str, str, str]] = ()
     unreachable: Sequence[str] = ()            # planned nodes that are down
+    # The CIB this deployer loads, from the rendered one (the lab adapts resource classes).
+    pacemaker_cib: Callable[[str], str] = lambda cib: cib
     # Set by the orchestrator while it runs: what components wait for (see `reached`).
     milestones: dict[str, threading.Event] = field(default_factory=dict)
 

@@ -374,12 +374,14 @@ def _fence_device(ctx: RenderContext, node: str, fencing: str,
                     ("lanplus", "1")),
             ops=monitor, comment=f"IPMI power fencing of {node} through its BMC {node}-bmc",
         )
-    # fencing: lab. fence_hastack is the lab's agent (standard fence-agent stdin protocol):
-    # `off`/`reboot` SIGKILLs the node's first process (a faithful power-off, its namespaces
-    # vanish), `on` starts the node again, `status`/`monitor` report it. Until the lab
-    # installs it, Pacemaker cannot fence and recovery blocks, which is the safe failure.
+    # fencing: lab. fence_hastack is the lab's agent (fence-agents API): `off` is the lab's
+    # power cut (the node's cable, then SIGKILL of its first process: its namespaces vanish),
+    # `on` boots the node again, `status`/`list`/`monitor` ask the lab's power controller.
+    # A fence leaves the node off (pcmk_reboot_action=off): the lab's heal or `hastack
+    # recover` powers it on through the repair path, so a scenario's measurement never races
+    # a reboot it did not ask for.
     return Primitive(
         f"fence-{node}", "stonith", "fence_hastack",
-        params=(*target, ("plug", node)),
-        ops=monitor, comment=f"lab power fencing of {node} (SIGKILL of its node process)",
+        params=(*target, ("plug", node), ("pcmk_reboot_action", "off")),
+        ops=monitor, comment=f"lab power fencing of {node} (the lab's power cut)",
     )

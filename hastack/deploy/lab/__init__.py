@@ -83,6 +83,7 @@ class LabDeployer:
             with steps.timed("-", "render", "plan, secrets, rendered tree"):
                 lab.render()
             created = lab.ensure_nodes(steps)
+            power = lab.ensure_power_controller(steps)
             with steps.timed("-", "files", "rendered files into the nodes"):
                 changed = lab.install_files(lab.node_names(), steps, new=created)
             for node, paths in changed.items():
@@ -102,7 +103,8 @@ class LabDeployer:
             cloud=self.cloud.name, state_dir=str(lab.state), total_s=steps.elapsed(),
             changed=bool(created or actions or changed), healthy=report.healthy,
             status=report, steps=steps.done, skipped=list(lab.skipped),
-            actions=[*(f"created node {n}" for n in created), *actions])
+            actions=[*(f"created node {n}" for n in created), *([power] if power else []),
+                     *actions])
 
     def status(self) -> Health:
         require_root()

@@ -9,18 +9,23 @@ work on. What runs in the nodes is in `hastack.deploy.systems`.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable
+import subprocess
+import sys
+import time
+from collections.abc import Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from hastack.deploy.files import read_secrets, write_secrets, write_tree
 from hastack.deploy.lab import names as lab_names
 from hastack.deploy.lab import network
+from hastack.deploy.lab.cib import lab_cib
 from hastack.deploy.lab.exec import LabExec, run
 from hastack.deploy.lab.nodes import (
     NodeDirs,
     apply_sysctls,
     find_init,
+    install_cluster_agents,
     kill,
     parse_sysctl,
     prepare_dirs,
@@ -28,6 +33,7 @@ from hastack.deploy.lab.nodes import (
     wait_gone,
     wait_ready,
 )
+from hastack.deploy.lab.powerd import SOCKET_NAME
 from hastack.deploy.lab.programs import programs_on, skipped
 from hastack.deploy.lab.state import LabRecord, NodeRecord, ProcessRef, RecordStore, state_dir
 from hastack.deploy.lab.supervisor import supervisord_conf
@@ -103,14 +109,16 @@ class Lab:
 
     def attach_running(self) -> list[str]:
         """Connect to the recorded nodes that still run; returns the names of those that don't."""
-        self.nodes.clear()
+        attached: dict[str, LabExec] = {}
         missing = []
         for name in self.node_names():
             rec = self.record.nodes.get(name)
             if rec and rec.init and rec.init.alive():
-                self.nodes[name] = self._exec(name, rec.init.pid)
+                attached[name] = self._exec(name, rec.init.pid)
             else:
                 missing.append(name)
+        # One assignment: a sampler thread reading the nodes never sees an empty lab.
+        self.nodes = attached
         return missing
 
     def _exec(self, name: str, init_pid: int) -> LabExec:
@@ -120,9 +128,18 @@ class Lab:
     def dirs(self, name: str) -> NodeDirs:
         return NodeDirs(self.state / "nodes" / name)
 
-    def ensure_nodes(self, steps: Steps) -> list[str]:
-        """Create every node that is not running, in parallel; returns those created."""
-        missing = self.attach_running()
+    @property
+    def pacemaker_fenced_by_lab(self) -> bool:
+        """A Pacemaker cluster whose fence devices are the lab's (`fencing: lab`)."""
+        return (self.plan.cluster("corosync") is not None
+                and self.cloud.settings.pacemaker.fencing == "lab")
+
+    def ensure_nodes(self, steps: Steps, only: Collection[str] | None = None) -> list[str]:
+        """Create every node that is not running (or only these), in parallel; returns those
+        created."""
+        missing = [n for n in self.attach_running() if only is None or n in only]
+        if self.plan.cluster("corosync") is not None:
+            install_cluster_agents(self.state)
         if not missing:
             return []
         with steps.timed("-", "network", f"bridge {self.names.bridge}"):
@@ -160,7 +177,41 @@ class Lab:
                     steps or Steps(QuietReporter()), client=self.nodes.get(lab_names.CLIENT),
                     planned_services=lambda n: [p.name for p in programs_on(self.plan, n)],
                     skipped=self.skipped,
-                    unreachable=[n for n in self.node_names() if n not in self.nodes])
+                    unreachable=[n for n in self.node_names() if n not in self.nodes],
+                    pacemaker_cib=self._lab_cib)
+
+    def _lab_cib(self, rendered: str) -> str:
+        programs = {p.name for n in self.node_names() for p in programs_on(self.plan, n)}
+        return lab_cib(rendered, programs).xml
+
+    # --- the power controller of a Pacemaker lab ---------------------------------------------
+    def ensure_power_controller(self, steps: Steps) -> str | None:
+        """Start the lab's power controller (the fence agents' "BMC") unless it runs."""
+        if not self.pacemaker_fenced_by_lab:
+            return None
+        current = self.record.power
+        socket_path = self.state / SOCKET_NAME
+        if current is not None and current.alive() and socket_path.exists():
+            return None
+        with steps.timed("-", "power", "the lab's power controller (fence_hastack's BMC)"):
+            log = open(self.state / "powerd.log", "ab")  # noqa: SIM115 - handed to the child
+            try:
+                child = subprocess.Popen(
+                    [sys.executable, "-m", "hastack.deploy.lab.powerd",
+                     "--cloud", str(Path(self.record.cloud_file).resolve())],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                    close_fds=True, cwd="/")
+            finally:
+                log.close()
+            self.record.power = ProcessRef.of(child.pid)
+            self.store.save(self.record)
+            deadline = time.monotonic() + 10
+            while not socket_path.exists():
+                if child.poll() is not None or time.monotonic() > deadline:
+                    raise LabError(f"the lab's power controller did not start: see "
+                                   f"{self.state / 'powerd.log'}")
+                time.sleep(0.05)
+        return "started the lab's power controller"
 
     def details(self) -> dict[str, dict[str, object]]:
         """What `status` shows of each running node besides its services."""
@@ -213,12 +264,17 @@ def teardown(cloud_name: str, purge: bool) -> list[str]:
     launchers = [n.launcher for n in nodes]
     # PID 1 of each node first: the kernel kills the whole node, and its launcher (unshare)
     # reaps it and exits. Launchers still there after that are killed too.
-    killed = [r for r in inits if kill(r)]
+    power = [record.power] if record and record.power else []
+    # The power controller first: it would power nodes on again.
+    killed = [r for r in power if kill(r)]
+    wait_gone(power)
+    killed += [r for r in inits if kill(r)]
     wait_gone(inits)
     killed += [r for r in launchers if kill(r)]
     if killed:
         done.append(f"killed {len(killed)} recorded process(es)")
-    alive = wait_gone([*inits, *launchers])
+    alive = wait_gone([*power, *inits, *launchers])
+    (state / SOCKET_NAME).unlink(missing_ok=True)
     if alive:
         raise LabError("processes survived SIGKILL: " + ", ".join(str(r.pid) for r in alive))
     removed = network.remove_links(lab_names.LabNames(cloud_name))

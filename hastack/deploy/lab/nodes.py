@@ -16,10 +16,10 @@ and its veth vanish with it (no stale VIP), and the mounts go with the mount nam
 from __future__ import annotations
 
 import contextlib
+import grp
 import os
 import pwd
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -40,6 +40,8 @@ STATE_BINDS: tuple[tuple[str, str, str, int], ...] = (
     ("mysql", "/var/lib/mysql", "mysql", 0o755),
     ("rabbitmq", "/var/lib/rabbitmq", "rabbitmq", 0o755),
     ("redis", "/var/lib/redis", "redis", 0o750),
+    ("corosync", "/var/lib/corosync", "root", 0o700),
+    ("pacemaker", "/var/lib/pacemaker", "root", 0o755),
     ("log", "/var/log", "root", 0o755),
     ("tmp", "/tmp", "root", 0o1777),
 )
@@ -47,17 +49,26 @@ STATE_BINDS: tuple[tuple[str, str, str, int], ...] = (
 LOG_DIRS: tuple[tuple[str, str], ...] = (
     ("mysql", "mysql"), ("rabbitmq", "rabbitmq"), ("redis", "redis"), ("supervisor", "root"),
     ("haproxy", "root"), ("keepalived", "root"), ("memcached", "memcache"),
+    ("corosync", "root"), ("pacemaker", "hacluster"),
 )
+# Pacemaker's working directories under the node's /var/lib/pacemaker.
+PACEMAKER_DIRS = ("cib", "pengine", "blackbox", "cores", "bundles")
 # Runtime directories recreated on the node's fresh /run at every start.
 RUN_DIRS: tuple[tuple[str, str, str], ...] = (
     ("/run/hastack", "root", "0755"), ("/run/lock", "root", "1777"),
     ("/run/mysqld", "mysql", "0755"), ("/run/rabbitmq", "rabbitmq", "0755"),
     ("/run/redis", "redis", "2755"), ("/run/haproxy", "root", "0755"),
     ("/run/memcached", "memcache", "0755"), ("/run/keepalived", "root", "0755"),
+    ("/run/corosync", "root", "0755"), ("/run/crm", "hacluster", "0750"),
 )
 # Where the state directory appears inside every node, whatever its host path (it may lie
 # under /tmp, which the node overmounts).
 STATE_IN_NODE = "/run/hastack/state"
+# Pacemaker labs: the lab's fence and resource agents (`cluster_agents`, copied into the state
+# directory), laid over the host's directories where Pacemaker looks for agents. Read-only
+# overlays with two lower layers, so every node can share the same agents directory.
+CLUSTER_AGENTS = "cluster-agents"
+AGENT_OVERLAYS = (("sbin", "/usr/sbin"), ("ocf", "/usr/lib/ocf/resource.d"))
 READY_TIMEOUT_S = 20
 
 
@@ -88,20 +99,33 @@ def user_exists(name: str) -> bool:
     return True
 
 
+def _chown(path: Path, owner: str) -> None:
+    """Owner and the owner's primary group (hacluster's is haclient), if the user exists."""
+    try:
+        user = pwd.getpwnam(owner)
+    except KeyError:
+        return
+    os.chown(path, user.pw_uid, user.pw_gid)
+
+
 def prepare_dirs(dirs: NodeDirs, supervisord_conf: str) -> None:
     """Create the node's state directories (kept across `down`) and its init files."""
     dirs.lab.mkdir(parents=True, exist_ok=True)
     for name, _, owner, mode in STATE_BINDS:
         path = dirs.data(name)
         path.mkdir(exist_ok=True)
-        if user_exists(owner):
-            shutil.chown(path, owner, owner)
+        _chown(path, owner)
         path.chmod(mode)
     for name, owner in LOG_DIRS:
         path = dirs.data("log") / name
         path.mkdir(exist_ok=True)
-        if user_exists(owner):
-            shutil.chown(path, owner, owner)
+        _chown(path, owner)
+    if user_exists("hacluster"):
+        for name in PACEMAKER_DIRS:
+            path = dirs.data("pacemaker") / name
+            path.mkdir(exist_ok=True)
+            _chown(path, "hacluster")
+            path.chmod(0o750)
     for name in ("etc.upper", "etc.work"):
         (dirs.root / name).mkdir(exist_ok=True)
     (dirs.lab / "supervisord.conf").write_text(supervisord_conf)
@@ -128,6 +152,8 @@ def init_script(node: str, dirs: NodeDirs, state_root: Path) -> str:
         f"hostname {q(node)}",
         "mount -t sysfs sysfs /sys",
         "mount -t tmpfs -o mode=0755,size=256m tmpfs /run",
+        # Shared memory of the node's own (corosync's and Pacemaker's IPC rings by name).
+        "mount -t tmpfs -o mode=1777,size=256m tmpfs /dev/shm",
         f"mkdir -p {STATE_IN_NODE}",
         f"mount --bind {q(str(state_root))} {STATE_IN_NODE}",
         "mount -t overlay overlay -o "
@@ -143,13 +169,33 @@ def init_script(node: str, dirs: NodeDirs, state_root: Path) -> str:
                   f"mount --bind /run/hastack/own/{index} {q(str(path))}"]
     for run_dir, owner, mode in RUN_DIRS:
         owner = owner if user_exists(owner) else "root"
-        lines.append(f"install -d -o {owner} -g {owner} -m {mode} {run_dir}")
+        group = grp.getgrgid(pwd.getpwnam(owner).pw_gid).gr_name
+        lines.append(f"install -d -o {owner} -g {group} -m {mode} {run_dir}")
+    if (state_root / CLUSTER_AGENTS).is_dir():
+        for layer, target in AGENT_OVERLAYS:
+            lines.append(f"mount -t overlay overlay -o lowerdir={STATE_IN_NODE}/"
+                         f"{CLUSTER_AGENTS}/{layer}:{target} {target}")
     lines += [
         f"mount --bind {inside}/lab/supervisord.conf {CONFIG}",
         "touch /run/hastack/ready",
         f"exec supervisord -n -c {CONFIG}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def install_cluster_agents(state_root: Path) -> Path:
+    """The lab's agents (fence_hastack, ocf:hastack:supervised) into the state directory,
+    executable, for the nodes' agent overlays; returns where."""
+    source = Path(__file__).parent / "cluster_agents"
+    target = state_root / CLUSTER_AGENTS
+    for path in sorted(source.rglob("*")):
+        if path.is_dir() or path.suffix == ".pyc" or "__pycache__" in path.parts:
+            continue
+        dest = target / path.relative_to(source)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(path.read_bytes())
+        dest.chmod(0o755)
+    return target
 
 
 def spawn_node(node: str, dirs: NodeDirs, state_root: Path) -> subprocess.Popen[bytes]:

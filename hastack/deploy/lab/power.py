@@ -226,10 +226,27 @@ class LabControl:
         lab = self.lab
         lab.render()
         created = lab.ensure_nodes(steps)
+        lab.ensure_power_controller(steps)
         lab.install_files(lab.node_names(), steps, new=created)
         actions = [f"recreated node {n}" for n in created]
         actions += orchestrate.bring_up(lab.site(steps))
         return actions + self.ensure_standin_api()
+
+    def power_events(self, since: float) -> list[tuple[float, str, str]]:
+        """What the fence devices did since a wall time (the power controller's log)."""
+        from hastack.deploy.lab.powerd import read_events
+
+        return [e for e in read_events(self.state) if e[0] >= since]
+
+    def power_on(self, name: str, steps: Steps | None = None) -> list[str]:
+        """Power one node on: its namespaces and files, then what a host starts at boot (the
+        orchestrator starts whatever is planned and not running, as the repair path does)."""
+        steps = steps or Steps(QuietReporter())
+        lab = self.lab
+        lab.render()
+        created = lab.ensure_nodes(steps, only=[name])
+        lab.install_files(created, steps, new=created)
+        return [f"powered on {n}" for n in created] + orchestrate.bring_up(lab.site(steps))
 
     def freeze_node(self, name: str) -> list[int]:
         """A hung machine: its cable is silent (a frozen kernel answers no ARP and no SYN,
@@ -249,6 +266,18 @@ class LabControl:
         signal_all(sorted({*pids, *current}), signal.SIGCONT)
         if node is not None:
             network.set_link(self.lab.addresses[name], up=True)
+        self._power_on_if_fenced(name)
+
+    def _power_on_if_fenced(self, name: str) -> None:
+        """A fault's heal on a node that the cluster fenced meanwhile (powered off: the lab's
+        fence devices leave nodes off) powers it on, as the end of a real fenced node's
+        reboot would bring it back."""
+        if not self.lab.pacemaker_fenced_by_lab or name == CLIENT:
+            return
+        self.refresh()
+        actions = [action for _, action, node in self.power_events(0) if node == name]
+        if name not in self.lab.nodes and actions[-1:] == ["off"]:
+            self.power_on(name)
 
     def peers_of(self, name: str) -> list[str]:
         return [str(n.ip) for n in self.cloud.nodes if n.name != name]
@@ -269,6 +298,7 @@ class LabControl:
         node = self.lab.nodes.get(name)
         if node is not None:
             node.run(["nft", "delete", "table", "inet", NFT_TABLE], check=False)
+        self._power_on_if_fenced(name)
 
     def blackhole(self, name: str, process: str) -> None:
         """Packets to the process's port on the node are dropped, not refused: its clients
@@ -285,6 +315,7 @@ class LabControl:
 
     def plug(self, name: str) -> None:
         network.set_link(self.lab.addresses[name], up=True)
+        self._power_on_if_fenced(name)
 
     # -- service verbs ------------------------------------------------------------------------
 

@@ -29,6 +29,12 @@ PROCESS_PROGRAMS: dict[str, dict[str, str]] = {
     "memcached": {"memcached": "memcached"},
     "redis": {"redis-server": "redis-server"},
     "redis-sentinel": {"redis-sentinel": "redis-sentinel"},
+    "corosync": {"corosync": "corosync", "corosync-quorumtool": "corosync"},
+    # fence_dummy stands for the fence-agents package (fence_hastack runs on its library),
+    # IPaddr2's shell library for resource-agents.
+    "pacemaker": {"pacemakerd": "pacemaker", "crm_mon": "pacemaker-cli-utils",
+                  "cibadmin": "pacemaker-cli-utils", "stonith_admin": "pacemaker-cli-utils",
+                  "fence_dummy": "fence-agents"},
 }
 GALERA_PROVIDER = ("/usr/lib/galera/libgalera_smm.so", "galera-4")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shlex
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hastack.deploy.lab.supervisor import Program
@@ -84,6 +84,15 @@ LAB_PROCESSES: tuple[LabProcess, ...] = (
     LabProcess("redis-sentinel", (
         Program("redis-sentinel", f"/usr/bin/redis-sentinel {SENTINEL_CONF}", user="redis"),
     )),
+    LabProcess("corosync", (
+        # -f: foreground. Its IPC is abstract unix sockets (one network namespace per node)
+        # and shared-memory rings in the node's own /dev/shm.
+        Program("corosync", "/usr/sbin/corosync -f", startsecs=1, stopwaitsecs=30),
+    )),
+    LabProcess("pacemaker", (
+        # pacemakerd stays in the foreground and starts the cluster daemons itself.
+        Program("pacemaker", "/usr/sbin/pacemakerd", startsecs=2, stopwaitsecs=120),
+    )),
     LabProcess("keystone", (
         # Keystone from PyPI under gunicorn, settings rendered (bind, workers, control socket
         # in the node's /run). Runs as root: without Debian's keystone package there is no
@@ -103,8 +112,6 @@ RPC_PROGRAM = Program(RPC_SERVICE, f"{_python()} -m {RPC_SERVICE_MODULE} "
 # Why the lab does not run a planned process (the first matching rule wins).
 NOT_RUN = {
     "mongodb": "no Debian 12 package",
-    "corosync": "Pacemaker architecture is not in the lab yet",
-    "pacemaker": "Pacemaker architecture is not in the lab yet",
 }
 OPENSTACK = "the lab runs Keystone and the RPC service; this OpenStack process is not run yet"
 
@@ -156,13 +163,19 @@ def galera_health_available() -> bool:
 
 
 def programs_on(plan: Plan, node: str) -> list[Program]:
-    """Supervisor programs of one node, in the plan's order."""
+    """Supervisor programs of one node, in the plan's order.
+
+    A process that Pacemaker manages is started, monitored and restarted by Pacemaker (through
+    the `ocf:hastack:supervised` agent): supervisord never restarts it behind Pacemaker's back,
+    as a real host's unit under Pacemaker has no `Restart=` of its own."""
     programs: list[Program] = []
     for p in plan.nodes_of(node):
         row = BY_PROCESS.get(p.process)
         if row is None:
             continue
         for program in row.programs:
+            if p.strategy == "pacemaker":
+                program = replace(program, autorestart="false")
             if program.name == "galera-health" and not galera_health_available():
                 continue
             if not python_available(program.name):

@@ -65,9 +65,10 @@ class LabRecord:
     cloud: str
     cloud_file: str
     nodes: dict[str, NodeRecord] = field(default_factory=dict)
+    power: ProcessRef | None = None   # the power controller of a Pacemaker lab (powerd)
 
     def processes(self) -> list[ProcessRef]:
-        refs: list[ProcessRef] = []
+        refs: list[ProcessRef] = [self.power] if self.power else []
         for node in self.nodes.values():
             refs.append(node.launcher)
             if node.init is not None:
@@ -94,7 +95,9 @@ class RecordStore:
             init = node.get("init")
             nodes[name] = NodeRecord(name, ProcessRef(**node["launcher"]),
                                      ProcessRef(**init) if init else None)
-        return LabRecord(data["cloud"], data.get("cloud_file", ""), nodes)
+        power = data.get("power")
+        return LabRecord(data["cloud"], data.get("cloud_file", ""), nodes,
+                         ProcessRef(**power) if power else None)
 
     def save(self, record: LabRecord) -> None:
         with self._lock:

@@ -35,14 +35,20 @@ SINGLE_HOLDER_TIMEOUT_S = 10
 # How long a drain waits for the requests in flight on a node's back ends to finish; API
 # requests take milliseconds, so this only bounds a stuck one.
 DRAIN_TIMEOUT_S = 10
+# After the VIP has a new holder, the old holder's HAProxy still answers the requests clients
+# sent it before the new holder's gratuitous ARP reached them; it stops only after those.
+VIP_HANDOVER_SETTLE_S = 0.5
 _STATS_SOCKET = re.compile(r"^\s*stats socket (\S+)", re.M)
 _STICK_SERVER = re.compile(r"server_key=(\S+)")
 
 
 def bring_up(site: Site) -> list[str]:
-    """HAProxy then keepalived on their nodes, until each VIP has exactly one holder."""
+    """HAProxy then keepalived on their nodes, until each VIP has exactly one holder. Under
+    Pacemaker (HAProxy a clone, the VIPs IPaddr2 resources) Pacemaker starts both."""
     actions = []
     for service in (HAPROXY, KEEPALIVED):
+        if _managed_by_pacemaker(site, service):
+            continue
         todo = [n for n in site.members(service) if not running(n, service)]
         actions += parallel(lambda n, s=service: [start(n, s, site.steps)], todo)  # type: ignore[misc]
     if site.plan.runs(KEEPALIVED):
@@ -52,6 +58,11 @@ def bring_up(site: Site) -> list[str]:
             raise LabError(f"VIPs not held by exactly one node after "
                            f"{SINGLE_HOLDER_TIMEOUT_S} s: {vip_holders(site)}")
     return actions
+
+
+def _managed_by_pacemaker(site: Site, service: str) -> bool:
+    process = site.plan.process(service)
+    return process is not None and process.strategy == "pacemaker"
 
 
 def vip_holders(site: Site) -> dict[str, list[str]]:
@@ -175,16 +186,21 @@ def galera_writer(site: Site, holders: Mapping[str, Sequence[str]] | None = None
 
 
 def drain(site: Site, node: str) -> list[str]:
-    """Send no new request to `node`'s back ends, in every HAProxy, and wait for the ones in
-    flight to finish.
+    """Give away the VIPs `node` holds, send no new request to its back ends, in every
+    HAProxy, and wait for the ones in flight to finish.
+
+    The VIPs go first, and completely: keepalived stops on the holder, the VIPs appear on
+    another node, and only then does anything behind them move. Stopping HAProxy before the
+    clients' ARP caches follow would reset the requests in flight through it and send the
+    clients' next SYNs to a node that no longer answers for the address.
 
     HTTP back ends go to `drain` (new requests elsewhere, open ones finish). The Galera back
     end goes to `maint` and its sessions are shut down: its clients hold long-lived
     connections, which would otherwise stay on the old writer until MariaDB stops under
     them. Their next request reconnects and the stick table moves every load balancer's
     writer to the next member in the same instant, before anything stops."""
+    actions = _hand_over_vips(site, node)
     admins = _admins(site)
-    actions = []
     for admin in admins:
         for row in admin.servers_of(node):
             backend = row["pxname"]
@@ -202,6 +218,26 @@ def drain(site: Site, node: str) -> list[str]:
         actions.append(f"{node}: {left} session(s) still open after {DRAIN_TIMEOUT_S} s; "
                        "they end when its services stop")
     return actions
+
+
+def _hand_over_vips(site: Site, node: str) -> list[str]:
+    held = [vip for vip, holders in vip_holders(site).items() if node in holders]
+    lab_node = site.nodes.get(node)
+    if not held or lab_node is None or not running(lab_node, KEEPALIVED):
+        return []
+    with site.steps.timed(node, KEEPALIVED, f"hand over {', '.join(held)} VIP"):
+        lab_node.services.stop(KEEPALIVED)
+
+        def moved() -> bool:
+            holders = vip_holders(site)
+            return all(len(holders[v]) == 1 and node not in holders[v] for v in held)
+        if not wait_until(moved, SINGLE_HOLDER_TIMEOUT_S, 0.05):
+            raise LabError(f"{node}: its VIPs did not move to another node within "
+                           f"{SINGLE_HOLDER_TIMEOUT_S} s of stopping keepalived: "
+                           f"{vip_holders(site)}")
+        time.sleep(VIP_HANDOVER_SETTLE_S)
+    holders = vip_holders(site)
+    return [f"{node}: VIP {vip} handed over to {holders[vip][0]}" for vip in held]
 
 
 def readmit(site: Site, node: str) -> list[str]:
