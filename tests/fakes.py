@@ -150,6 +150,14 @@ class RunnerControl(FakeControl):
     def power_events(self, since: float) -> list[tuple[float, str, str]]:
         return []
 
+    def break_fencing(self, name: str) -> None:
+        from hastack.errors import LabError
+
+        raise LabError("no fence devices in the fake lab")
+
+    def repair_fencing(self, name: str) -> None:
+        pass
+
     def galera_writer(self) -> str | None:
         return "ctl1"
 

@@ -419,3 +419,18 @@ def test_run_fault_always_reverts_and_records_both_ends(tmp_path: Path) -> None:
     assert good.calls == bad.calls == ["inject", "revert"]
     windows = fault_windows(read_events(path))
     assert len(windows) == 2 and all(w.end is not None for w in windows)
+
+
+def test_a_vip_started_before_its_holder_was_fenced_fails_the_safety_check() -> None:
+    from hastack.chaos.measure import unfenced_takeovers
+    from hastack.chaos.timeline import Fault, Transition
+
+    crash = Fault(T0, "crash-unfenceable", "ctl1", "start")
+    safe = [crash, Transition(T0 + 16, "power ctl1", "on", "off", "fence"),
+            Transition(T0 + 16.4, "vip internal", None, "ctl2", "sample")]
+    assert unfenced_takeovers(safe) == []
+    early = [crash, Transition(T0 + 3, "vip internal", None, "ctl2", "sample"),
+             Transition(T0 + 16, "power ctl1", "on", "off", "fence")]
+    assert unfenced_takeovers(early) == [
+        "vip internal started on a survivor before ctl1 was fenced"]
+    assert unfenced_takeovers([crash]) == ["ctl1 was never fenced"]

@@ -106,11 +106,14 @@ class FakeLabPower:
     def __init__(self) -> None:
         self.power = {"ctl1": "on", "ctl2": "on", "ctl3": "off"}
         self.calls: list[tuple[str, str]] = []
+        self.during: list[tuple[str, str]] = []     # (fencing action, plug) status queries
 
     def nodes(self) -> dict[str, str]:
         return dict(self.power)
 
-    def status(self, plug: str) -> str:
+    def status(self, plug: str, during: str | None = None) -> str:
+        if during is not None:
+            self.during.append((during, plug))
         return self.power[plug]
 
     def off(self, plug: str) -> None:
@@ -165,6 +168,16 @@ def test_fence_agent_reboot_is_off_then_on(power_socket: tuple[Path, FakeLabPowe
     assert lab.calls == [("off", "ctl2"), ("on", "ctl2")]
 
 
+def test_fencing_a_node_already_off_tells_the_controller_it_is_a_fence(
+        power_socket: tuple[Path, FakeLabPower]) -> None:
+    """fence-agents' fence_action stops at the status of a node already off (a crashed one):
+    the status query says which fencing action it serves, so the fence is still recorded."""
+    path, lab = power_socket
+    result = fence(path, "-o", "off", "-n", "ctl3")
+    assert result.returncode == 0 and "Already OFF" in result.stdout, result.stdout
+    assert lab.calls == [] and ("off", "ctl3") in lab.during
+
+
 def test_fence_agent_lists_the_lab_nodes_and_monitors_the_controller(
         power_socket: tuple[Path, FakeLabPower]) -> None:
     path, _ = power_socket
@@ -195,7 +208,7 @@ def test_fence_agent_metadata_is_fence_agent_xml() -> None:
 
 def test_power_controller_refuses_an_unknown_node_and_action() -> None:
     class Lab(FakeLabPower):
-        def status(self, plug: str) -> str:
+        def status(self, plug: str, during: str | None = None) -> str:
             raise KeyError(plug)
     lab: Any = Lab()
     assert powerd.answer(lab, {"action": "status", "plug": "ctl9"}) == \

@@ -48,6 +48,8 @@ class Control(Protocol):
     def leftovers(self) -> list[str]: ...
     # what fence devices did: (wall time, "off"|"on", node), since a wall time
     def power_events(self, since: float) -> list[tuple[float, str, str]]: ...
+    def break_fencing(self, name: str) -> None: ...
+    def repair_fencing(self, name: str) -> None: ...
     # node verbs
     def crash_node(self, name: str) -> None: ...
     def restore(self) -> list[str]: ...
@@ -111,6 +113,34 @@ class NodeCrash(NodeAction):
         self.control.crash_node(self.node)
 
     def revert(self) -> None:
+        self.control.restore()
+
+
+@dataclass
+class UnfenceableCrash(NodeAction):
+    """The node's fence device fails, then the node loses power. The cluster cannot prove
+    the node is off, so it must not start the node's resources elsewhere (safety before
+    availability). Heal: the device answers again, the cluster's next fencing attempt
+    succeeds (waited for), then the node is powered on."""
+
+    verb = "crash-unfenceable"
+    reverse = "repair-fencing"
+    fence_timeout_s: ClassVar[float] = 120.0
+
+    def inject(self) -> None:
+        self.control.break_fencing(self.node)
+        self.control.crash_node(self.node)
+
+    def revert(self) -> None:
+        since = time.time()
+        self.control.repair_fencing(self.node)
+        deadline = time.monotonic() + self.fence_timeout_s
+        while not any(n == self.node and a == "off"
+                      for _, a, n in self.control.power_events(since)):
+            if time.monotonic() > deadline:
+                raise ChaosError(f"{self.node} not fenced {self.fence_timeout_s:g} s after "
+                                 "its fence device answered again")
+            time.sleep(0.5)
         self.control.restore()
 
 
@@ -283,6 +313,7 @@ VERBS: dict[str, type[Any]] = {
     "partition-oneway": NodeOneWayPartition, "blackhole": ServiceBlackhole,
     "isolate": NodeUnplug, "kill": ServiceKill, "stop": ServiceStop, "restart": NodeRestart,
     "power-loss": PowerLoss, "stale-node-trap": StaleNodeTrap,
+    "crash-unfenceable": UnfenceableCrash,
 }
 SERVICE_VERBS = ("kill", "stop", "blackhole")
 

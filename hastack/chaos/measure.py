@@ -334,6 +334,9 @@ class Expectations:
     max_downtime_s: Mapping[str, float] = field(default_factory=dict)
     max_dual_vip_s: float | None = None
     must_recover: bool = True
+    # A lost node's VIPs start elsewhere only after it was fenced (the fence event in the
+    # timeline comes first): Pacemaker's safety before availability.
+    vips_wait_for_fencing: bool = False
 
 
 @dataclass(frozen=True)
@@ -431,7 +434,9 @@ def summarise(events: Sequence[Event], scenario: str,
     transitions = tuple(sorted([*explicit, *holder_transitions(events)], key=lambda t: t.t))
     origin = starts[0] if starts else (min(e.t for e in events) if events else 0.0)
     dual_total = round(sum(dual.values()), 3)
-    reasons = tuple(verdict_reasons(workloads, dual_total, expectations))
+    reasons = tuple([*verdict_reasons(workloads, dual_total, expectations),
+                     *(unfenced_takeovers(events) if expectations.vips_wait_for_fencing
+                       else [])])
     return RunSummary(scenario, "fail" if reasons else "pass", reasons, workloads, dual_total,
                       dual, transitions, tuple(windows), origin, results_dir)
 
@@ -494,6 +499,24 @@ def verdict_reasons(workloads: Mapping[str, WorkloadSummary], dual_vip_s: float,
     if expect.max_dual_vip_s is not None and dual_vip_s > expect.max_dual_vip_s:
         reasons.append(f"two nodes held one VIP for {dual_vip_s:.2f} s "
                        f"> {expect.max_dual_vip_s:g} s")
+    return reasons
+
+
+def unfenced_takeovers(events: Sequence[Event]) -> list[str]:
+    """For every node a fault took down: a VIP that started on another node before the node
+    was fenced (`power <node>` to off), or a node never fenced at all."""
+    reasons = []
+    for fault in (e for e in events if isinstance(e, Fault) and e.phase == "start"):
+        node = fault.target
+        fenced = [e.t for e in events if isinstance(e, Transition) and e.t >= fault.t
+                  and e.what == f"power {node}" and e.to == "off"]
+        if not fenced:
+            reasons.append(f"{node} was never fenced")
+            continue
+        early = sorted({e.what for e in events if isinstance(e, Transition)
+                        and e.what.startswith("vip ") and fault.t <= e.t < fenced[0]
+                        and e.to not in (None, node)})
+        reasons += [f"{vip} started on a survivor before {node} was fenced" for vip in early]
     return reasons
 
 

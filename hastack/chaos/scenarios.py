@@ -130,6 +130,15 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("haproxy-kill", "SIGKILL of HAProxy on the VIP holder (track_script moves the VIP)",
              "kill", "vip-holder", _expect(api=2.0, sql=4.0, amqp=1.0, cache=1.0),
              process="haproxy", hold_s=3.0),
+    Scenario("fence-failure", "the VIP holder's fence device stops answering, then the "
+             "holder loses power; the device is repaired after 15 s",
+             "crash-unfenceable", "vip-holder",
+             replace(_expect(), vips_wait_for_fencing=True, max_dual_vip_s=0.0),
+             hold_s=15.0, recovery_timeout_s=240.0,
+             notes=("Pacemaker architecture only (fencing: lab): a node that cannot be "
+                    "fenced might still hold its VIP, so the cluster leaves the VIPs "
+                    "stopped — safety before availability; the API downtime is the fence "
+                    "device's outage plus the next fencing attempt, not a failover time",)),
     Scenario("rolling-restart", "each controller restarted gracefully in turn",
              "restart", "controller-any", _expect(api=0.0, sql=0.0, amqp=0.0, cache=0.0),
              hold_s=0.0, rolling=True, recovery_timeout_s=240.0),
@@ -458,7 +467,8 @@ def _clean_up(control: Control, nodes: Sequence[str]) -> list[str]:
     """Whatever happened, nothing stays partitioned, frozen, unplugged or stopped: heal every
     verb on every target (each is a no-op when not applied), repair, then look."""
     for node in nodes:
-        for undo in (lambda n=node: control.heal_partition(n),
+        for undo in (lambda n=node: control.repair_fencing(n),
+                     lambda n=node: control.heal_partition(n),
                      lambda n=node: control.thaw_node(n),
                      lambda n=node: control.plug(n)):
             try:

@@ -21,6 +21,7 @@ from hastack.deploy.lab import names as lab_names
 from hastack.deploy.lab import network
 from hastack.deploy.lab.cib import lab_cib
 from hastack.deploy.lab.exec import LabExec, run
+from hastack.deploy.lab.fencing import BROKEN_NAME, SOCKET_NAME
 from hastack.deploy.lab.nodes import (
     NodeDirs,
     apply_sysctls,
@@ -33,7 +34,6 @@ from hastack.deploy.lab.nodes import (
     wait_gone,
     wait_ready,
 )
-from hastack.deploy.lab.powerd import SOCKET_NAME
 from hastack.deploy.lab.programs import programs_on, skipped
 from hastack.deploy.lab.state import LabRecord, NodeRecord, ProcessRef, RecordStore, state_dir
 from hastack.deploy.lab.supervisor import supervisord_conf
@@ -274,7 +274,8 @@ def teardown(cloud_name: str, purge: bool) -> list[str]:
     if killed:
         done.append(f"killed {len(killed)} recorded process(es)")
     alive = wait_gone([*power, *inits, *launchers])
-    (state / SOCKET_NAME).unlink(missing_ok=True)
+    for leftover in (SOCKET_NAME, BROKEN_NAME):
+        (state / leftover).unlink(missing_ok=True)
     if alive:
         raise LabError("processes survived SIGKILL: " + ", ".join(str(r.pid) for r in alive))
     removed = network.remove_links(lab_names.LabNames(cloud_name))

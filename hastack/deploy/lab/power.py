@@ -29,6 +29,7 @@ from hastack.deploy.files import read_secrets
 from hastack.deploy.health import Health, collect
 from hastack.deploy.lab import network
 from hastack.deploy.lab.exec import LabExec
+from hastack.deploy.lab.fencing import read_events, set_broken
 from hastack.deploy.lab.lab import Lab
 from hastack.deploy.lab.names import CLIENT
 from hastack.deploy.lab.nodes import kill, wait_gone
@@ -234,9 +235,19 @@ class LabControl:
 
     def power_events(self, since: float) -> list[tuple[float, str, str]]:
         """What the fence devices did since a wall time (the power controller's log)."""
-        from hastack.deploy.lab.powerd import read_events
-
         return [e for e in read_events(self.state) if e[0] >= since]
+
+    def break_fencing(self, name: str) -> None:
+        """The node's fence device stops answering (its BMC is dead)."""
+        if not self.lab.pacemaker_fenced_by_lab:
+            raise LabError(f"lab {self.cloud.name} has no lab fence devices (a Pacemaker "
+                           "cloud with `pacemaker: {fencing: lab}`): nothing to break")
+        set_broken(self.state, name, True)
+
+    def repair_fencing(self, name: str) -> None:
+        if not self.lab.pacemaker_fenced_by_lab:
+            return
+        set_broken(self.state, name, False)
 
     def power_on(self, name: str, steps: Steps | None = None) -> list[str]:
         """Power one node on: its namespaces and files, then what a host starts at boot (the

@@ -33,11 +33,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-SOCKET_NAME = "power.sock"
-EVENTS_NAME = "power.jsonl"
-SOCKET_IN_NODE = "/run/hastack/state/" + SOCKET_NAME
+from hastack.deploy.lab.fencing import (
+    EVENTS_NAME,
+    SOCKET_NAME,
+    DeviceDown,
+    broken_devices,
+    read_events,
+)
 
 log = logging.getLogger("hastack.powerd")
+# Status queries within this long after an off belong to the same fencing operation.
+ONE_FENCE_S = 30.0
 
 
 class PowerController:
@@ -61,22 +67,44 @@ class PowerController:
 
         return state_dir(self.cloud.name) / EVENTS_NAME
 
+    @property
+    def broken(self) -> set[str]:
+        return broken_devices(self.events.parent)
+
+    def _answering(self, plug: str) -> None:
+        if plug in self.broken:
+            raise DeviceDown(plug)
+
     def nodes(self) -> dict[str, str]:
         control = self._control()
         return {name: "on" if name in control.lab.nodes else "off"
                 for name in control.node_names()}
 
-    def status(self, plug: str) -> str:
+    def status(self, plug: str, during: str | None = None) -> str:
+        """The node's power; asked during a fencing action (off, reboot) of a node already
+        off, the fence is complete, and is recorded as such."""
         nodes = self.nodes()
         if plug not in nodes:
             raise KeyError(plug)
+        self._answering(plug)
+        if during in ("off", "reboot") and nodes[plug] == "off":
+            with self._lock:
+                if not self._just_fenced(plug):
+                    self._record("off", plug)
         return nodes[plug]
+
+    def _just_fenced(self, plug: str) -> bool:
+        """An off of this node is already recorded for this fencing operation (the agent
+        polls the status after its own off)."""
+        last = [(t, a) for t, a, n in read_events(self.events.parent) if n == plug][-1:]
+        return bool(last) and last[0][1] == "off" and time.time() - last[0][0] < ONE_FENCE_S
 
     def off(self, plug: str) -> None:
         with self._lock:
             control = self._control()
             if plug not in control.node_names():
                 raise KeyError(plug)
+            self._answering(plug)
             if plug in control.lab.nodes:
                 control.crash_node(plug)
             self._record("off", plug)
@@ -86,6 +114,7 @@ class PowerController:
             control = self._control()
             if plug not in control.node_names():
                 raise KeyError(plug)
+            self._answering(plug)
             if plug not in control.lab.nodes:
                 control.power_on(plug)
             self._record("on", plug)
@@ -96,22 +125,6 @@ class PowerController:
             handle.write(line + "\n")
 
 
-def read_events(state: Path) -> list[tuple[float, str, str]]:
-    """(wall time, action, node) of every power action the controller took, oldest first."""
-    try:
-        lines = (state / EVENTS_NAME).read_text().splitlines()
-    except FileNotFoundError:
-        return []
-    events = []
-    for line in lines:
-        try:
-            event = json.loads(line)
-            events.append((float(event["t"]), str(event["action"]), str(event["plug"])))
-        except (ValueError, KeyError, TypeError):
-            continue      # a line cut short by a crash of the controller
-    return events
-
-
 def answer(controller: PowerController, request: dict[str, Any]) -> dict[str, Any]:
     action, plug = request.get("action"), request.get("plug")
     try:
@@ -120,7 +133,9 @@ def answer(controller: PowerController, request: dict[str, Any]) -> dict[str, An
         if not isinstance(plug, str):
             return {"ok": False, "error": f"{action}: no plug (node name) given"}
         if action == "status":
-            return {"ok": True, "status": controller.status(plug)}
+            during = request.get("during")
+            return {"ok": True, "status": controller.status(
+                plug, during if isinstance(during, str) else None)}
         if action == "off":
             controller.off(plug)
             return {"ok": True, "status": "off"}
@@ -129,6 +144,9 @@ def answer(controller: PowerController, request: dict[str, Any]) -> dict[str, An
             return {"ok": True, "status": "on"}
     except KeyError:
         return {"ok": False, "error": f"no lab node {plug!r} in cloud {controller.cloud.name}"}
+    except DeviceDown:
+        return {"ok": False, "error": f"the fence device of {plug} does not answer (broken "
+                                      "on purpose: chaos scenario fence-failure)"}
     except Exception as exc:  # noqa: BLE001 - the agent must get an answer, not a hang
         log.exception("%s %s failed", action, plug)
         return {"ok": False, "error": f"{action} {plug}: {exc}"}

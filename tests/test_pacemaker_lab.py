@@ -1,0 +1,151 @@
+"""Acceptance on the real lab for the Pacemaker architecture: the example cloud comes up with
+Corosync and Pacemaker in every controller and a quorate cluster; `stonith_admin --fence`
+powers a node off through `fence_hastack` and the cluster reports it fenced; a crashed or
+partitioned VIP holder is fenced before its VIPs start elsewhere, so there is never a second
+VIP holder.
+
+Needs root. The lab is a copy of `examples/pacemaker.yaml` under its own name and subnet, in
+a private state root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hastack.chaos.scenarios import run_scenario, scenario
+from hastack.deploy import lab
+from hastack.deploy.lab.power import LabControl
+from hastack.model import Cloud, load_cloud
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "hastack" / "examples"
+NAME, SUBNET = "pcmkt", "198.18.63."
+
+pytestmark = [
+    pytest.mark.lab,
+    pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root (namespaces, links, mounts)"),
+]
+
+
+@pytest.fixture(scope="module")
+def pacemaker_lab() -> Iterator[tuple[Cloud, str, Any]]:
+    saved = os.environ.get("HASTACK_STATE_DIR")
+    root = tempfile.mkdtemp(prefix="hastack-pcmk-")
+    os.environ["HASTACK_STATE_DIR"] = root
+    text = (EXAMPLES / "pacemaker.yaml").read_text().replace("name: pcmk", f"name: {NAME}")
+    cloud_file = Path(root) / "cloud.yaml"
+    cloud_file.write_text(text.replace("198.18.1.", SUBNET))
+    cloud = load_cloud(cloud_file)
+    try:
+        summary = lab.up(cloud, str(cloud_file))
+        print(f"\npacemaker lab up in {summary.total_s:.1f} s")
+        yield cloud, str(cloud_file), summary
+    finally:
+        lab.down(cloud.name, purge=True)
+        if saved is None:
+            os.environ.pop("HASTACK_STATE_DIR", None)
+        else:
+            os.environ["HASTACK_STATE_DIR"] = saved
+        with contextlib.suppress(OSError):
+            os.remove(cloud_file)
+            os.rmdir(root)
+
+
+def _wait_healthy(control: LabControl, timeout: float = 120) -> None:
+    report = control.wait_healthy(timeout)
+    assert report.healthy, [str(a) for a in report.anomalies]
+
+
+def test_the_pacemaker_example_comes_up_healthy_with_quorum(
+        pacemaker_lab: tuple[Cloud, str, Any]) -> None:
+    _, _, summary = pacemaker_lab
+    assert summary.healthy, [str(a) for a in summary.status.anomalies]
+    cluster = summary.status.pacemaker
+    assert cluster is not None and cluster.quorate
+    assert set(cluster.online) == {"ctl1", "ctl2", "ctl3"}
+    # Pacemaker, not keepalived, holds the VIPs: one holder each, HAProxy on every member.
+    assert all(len(h) == 1 for h in summary.status.vip_holders.values())
+    assert cluster.running_on("vip-internal") == tuple(summary.status.vip_holders["internal"])
+    assert set(cluster.running_on("haproxy")) == {"ctl1", "ctl2", "ctl3"}
+    assert not any(p == "keepalived" for node in summary.status.nodes.values()
+                   for p in node.services)
+
+
+def test_stonith_admin_powers_a_node_off_and_it_is_reported_fenced(
+        pacemaker_lab: tuple[Cloud, str, Any]) -> None:
+    cloud, cloud_file, _ = pacemaker_lab
+    control = LabControl(cloud, cloud_file)
+    since = time.time()
+    listed = lab.run_in(cloud.name, "ctl1", ["stonith_admin", "--list", "ctl3"])
+    assert listed.returncode == 0 and "fence-ctl3" in listed.stdout, listed.stdout
+    fenced = lab.run_in(cloud.name, "ctl2", ["stonith_admin", "--fence", "ctl3"], timeout=120)
+    assert fenced.returncode == 0, fenced.stdout + fenced.stderr
+    try:
+        assert "ctl3" in control.refresh()                     # powered off: not running
+        assert [(a, n) for _, a, n in control.power_events(since)] == [("off", "ctl3")]
+        history = lab.run_in(cloud.name, "ctl1", ["stonith_admin", "--history", "ctl3"])
+        assert "successful" in history.stdout, history.stdout
+        status = control.status()
+        assert status.pacemaker is not None and "ctl3" in status.pacemaker.offline
+        assert any(e.startswith("ctl3 by ") and e.endswith("success")
+                   for e in status.pacemaker.fenced)
+        # The fence agent powers it on again; the node rejoins and Pacemaker restarts HAProxy.
+        on = lab.run_in(cloud.name, "ctl1", ["fence_hastack", "-o", "on", "-n", "ctl3"],
+                        timeout=180)
+        assert on.returncode == 0, on.stdout + on.stderr
+    finally:
+        control.restore()
+    _wait_healthy(control)
+
+
+def _fence_and_vip_times(data: dict[str, Any], holder: str) -> tuple[float, float]:
+    fence = [t["t"] for t in data["transitions"] if t["what"] == f"power {holder}"
+             and t["to"] == "off"]
+    arrival = [t["t"] for t in data["transitions"] if t["what"] == "vip internal"
+               and t["to"] not in (None, holder)]
+    assert fence, data["transitions"]
+    assert arrival, data["transitions"]
+    return fence[0], arrival[0]
+
+
+def test_a_crashed_vip_holder_is_fenced_before_its_vip_starts_elsewhere(
+        pacemaker_lab: tuple[Cloud, str, Any], tmp_path: Path) -> None:
+    cloud, cloud_file, _ = pacemaker_lab
+    control = LabControl(cloud, cloud_file)
+    _wait_healthy(control)
+    holder = control.vip_holders()["internal"][0]
+    run = run_scenario(scenario("vip-holder-crash"), control, tmp_path / "crash")
+    data = run.data
+    fenced_at, vip_at = _fence_and_vip_times(data, holder)
+    print(f"\nvip-holder-crash: fenced {fenced_at - data['transitions'][0]['t']:+.2f} s, "
+          f"VIP moved {vip_at - fenced_at:.2f} s after the fence; {data['reasons']}")
+    assert fenced_at <= vip_at
+    assert data["dual_vip_holder_s"] == 0
+    assert data["workloads"]["sql"]["lost"] == 0 and data["workloads"]["amqp"]["lost"] == 0
+    assert data["lab"]["healthy_after"], data["lab"]
+
+
+def test_a_partitioned_vip_holder_stops_its_vips_and_is_fenced(
+        pacemaker_lab: tuple[Cloud, str, Any], tmp_path: Path) -> None:
+    """Unlike VRRP, which gives seconds of two VIP holders on the same fault (the keepalived
+    architecture's controller-partition), the minority loses quorum and stops its VIP, and
+    the majority starts it only after fencing the minority."""
+    cloud, cloud_file, _ = pacemaker_lab
+    control = LabControl(cloud, cloud_file)
+    _wait_healthy(control)
+    holder = control.vip_holders()["internal"][0]
+    run = run_scenario(scenario("controller-partition"), control, tmp_path / "partition",
+                       target="vip-holder")
+    data = run.data
+    fenced_at, vip_at = _fence_and_vip_times(data, holder)
+    assert fenced_at <= vip_at
+    assert data["dual_vip_holder_s"] == 0, data["dual_vip_by_vip"]
+    assert data["workloads"]["sql"]["lost"] == 0 and data["workloads"]["amqp"]["lost"] == 0
+    assert data["lab"]["healthy_after"], data["lab"]
