@@ -44,8 +44,13 @@ def rabbitmqctl(node: NodeExec, args: Sequence[str], timeout: float = 60,
 
 
 def _json(node: NodeExec, args: Sequence[str], timeout: float = 30) -> Any:
-    out = node.run(["rabbitmqctl", args[0], "--formatter", "json", *args[1:]],
-                   timeout=timeout, check=False)
+    """rabbitmqctl's JSON answer; None when it fails or hangs (a broker still waiting for a
+    lost peer's net tick answers nothing: an observation, not an error)."""
+    try:
+        out = node.run(["rabbitmqctl", args[0], "--formatter", "json", *args[1:]],
+                       timeout=timeout, check=False)
+    except LabError:
+        return None
     if out.returncode != 0:
         return None
     try:
