@@ -43,6 +43,7 @@ from hastack.deploy.lab.power import LabControl
 from hastack.errors import HastackError
 from hastack.model import load_cloud
 from hastack.report import save_cloud_copy, write_scenario_report
+from hastack.report.tables import COMPACT
 
 VARIANTS = {"keepalived": ("arkeep", "198.18.72."), "pacemaker": ("arpcmk", "198.18.73.")}
 TARGETS = {"controller-partition": "vip-holder"}
@@ -112,12 +113,13 @@ def play(architecture: str, base: Path, names: list[str], repeat: int, root: Pat
 
 
 def spread(values: list[float]) -> str:
+    """The median, and under it the range (two lines keep the table within 80 columns)."""
     if not values:
         return "-"
     median = statistics.median(values)
     if len(values) == 1:
-        return f"{median:.2f}"
-    return f"{median:.2f} ({min(values):.2f}–{max(values):.2f})"
+        return f"{median:.1f}"
+    return f"{median:.1f}\n{min(values):.1f}–{max(values):.1f}"
 
 
 def figures(runs: list[dict[str, Any]]) -> dict[str, str]:
@@ -125,13 +127,31 @@ def figures(runs: list[dict[str, Any]]) -> dict[str, str]:
         return [float(r["workloads"][name][key]) for r in runs if name in r["workloads"]]
     fences = [r["fence_s"] for r in runs if r.get("fence_s") is not None]
     return {
-        "api down s": spread(workload("api", "downtime_s")),
-        "sql down s": spread(workload("sql", "downtime_s")),
-        "dual VIP s": spread([float(r["dual_vip_holder_s"]) for r in runs]),
+        "API down": spread(workload("api", "downtime_s")),
+        "SQL down": spread(workload("sql", "downtime_s")),
+        "dual VIP": spread([float(r["dual_vip_holder_s"]) for r in runs]),
+        "fenced at": spread(fences) if fences else "-",
         "lost w/m": f"{max(workload('sql', 'lost'), default=0):g}/"
                     f"{max(workload('amqp', 'lost'), default=0):g}",
-        "fenced at s": spread(fences) if fences else "-",
     }
+
+
+def print_table(runs: dict[str, list[dict[str, Any]]], console: Console) -> None:
+    names = list(dict.fromkeys(r["scenario"] for rs in runs.values() for r in rs))
+    repeat = max((sum(1 for r in rs if r["scenario"] == n) for rs in runs.values()
+                  for n in names), default=0)
+    table = Table(title=f"keepalived vs Pacemaker, seconds: median, then min–max, of "
+                        f"{repeat} run(s)", title_justify="left", **COMPACT)
+    table.add_column("scenario / architecture", no_wrap=True)
+    for column in ("API down", "SQL down", "dual VIP", "fenced at", "lost w/m"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for name in names:
+        table.add_row(f"[bold]{name}[/bold]")
+        for architecture, arch_runs in runs.items():
+            row = figures([r for r in arch_runs if r["scenario"] == name])
+            table.add_row(f"  {architecture}", *row.values(),
+                          end_section=architecture == list(runs)[-1])
+    console.print(table)
 
 
 def main() -> int:
@@ -139,11 +159,16 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--scenarios", default="controller-partition,vip-holder-crash")
     parser.add_argument("--cloud", type=Path, default=Path(lab.DEFAULT_CLOUD))
+    parser.add_argument("--table", type=Path, metavar="BENCH_JSON",
+                        help="print the table of an earlier run's bench.json, run nothing")
     args = parser.parse_args()
+    console = Console(highlight=False)
+    if args.table:
+        print_table(json.loads(args.table.read_text()), console)
+        return 0
     if os.geteuid() != 0:
         print("bench/architectures.py needs root (it brings up two labs)", file=sys.stderr)
         return 2
-    console = Console(highlight=False)
     names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
     results = Path("results") / f"{time.strftime('%Y%m%d-%H%M%S')}-architectures"
     root = Path(tempfile.mkdtemp(prefix="hastack-architectures-"))
@@ -158,16 +183,7 @@ def main() -> int:
         return 2
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    table = Table(title=f"keepalived vs Pacemaker: median (min–max) of {args.repeat} run(s)",
-                  title_justify="left")
-    for column in ("scenario", "architecture", "api down s", "sql down s", "dual VIP s",
-                   "lost w/m", "fenced at s"):
-        table.add_column(column, overflow="fold")
-    for name in names:
-        for architecture in VARIANTS:
-            row = figures([r for r in runs[architecture] if r["scenario"] == name])
-            table.add_row(name, architecture, *row.values())
-    console.print(table)
+    print_table(runs, console)
     results.mkdir(parents=True, exist_ok=True)
     (results / "bench.json").write_text(json.dumps(runs, indent=2) + "\n")
     console.print(f"results under {results}")
