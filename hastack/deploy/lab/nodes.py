@@ -2,9 +2,10 @@
 
 `unshare --pid --fork --kill-child --mount-proc --net --mount --uts --ipc --propagation private`
 runs a generated init script as the namespace's PID 1. The script sets the hostname, mounts a
-fresh sysfs (the node's own interfaces), a fresh tmpfs on /run, an overlay on /etc (the host's
-/etc below, the node's own changes above), binds the node's state directories over /var/lib/*,
-/var/log and /tmp, and then execs supervisord as the node's init. hastack's own Python (the
+fresh sysfs (the node's own interfaces), fresh tmpfs on /run and /dev/shm, an overlay on /etc
+(the host's /etc below, the node's own changes above), binds the node's state directories over
+/var/lib/*, /var/log and /tmp, lays a Pacemaker lab's agents over /usr/sbin and the OCF
+directory, and then execs supervisord as the node's init. hastack's own Python (the
 venv and the package) stays visible in the node wherever the clone lies, even under /tmp. The
 node's files are installed afterwards *through the node* (`LabExec.write`), so the host never
 edits an overlay's upper directory while it is mounted.
@@ -152,7 +153,8 @@ def init_script(node: str, dirs: NodeDirs, state_root: Path) -> str:
         f"hostname {q(node)}",
         "mount -t sysfs sysfs /sys",
         "mount -t tmpfs -o mode=0755,size=256m tmpfs /run",
-        # Shared memory of the node's own (corosync's and Pacemaker's IPC rings by name).
+        # Each node's own shared memory: corosync's and Pacemaker's IPC rings are files
+        # named after the daemon, which an IPC namespace does not separate.
         "mount -t tmpfs -o mode=1777,size=256m tmpfs /dev/shm",
         f"mkdir -p {STATE_IN_NODE}",
         f"mount --bind {q(str(state_root))} {STATE_IN_NODE}",
