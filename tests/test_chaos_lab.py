@@ -108,18 +108,17 @@ def test_rolling_restart_costs_clients_nothing(chaos_lab: tuple[Cloud, str],
     """Each controller drained from HAProxy and RabbitMQ, stopped, started and readmitted in
     turn: no AMQP or cache request fails, no write or message is lost.
 
-    What is not yet zero every time (issue 11 keeps the scenario's own verdict at 0 errors and
-    reports it): SQL commits that stall past the client's 2 s timeout while a member rejoins,
-    or that are in flight through the VIP holder's HAProxy when it stops — each reported
-    indeterminate and then checked, never a plain failure; and, in one run of five, one API
-    request that ended in a TLS EOF during a non-holder's restart."""
+    What is not zero every time (issue 11 keeps the scenario's own verdict at 0 errors and
+    reports it): the one request in flight at the instant the writer's sessions are shut down
+    to move the writer, or at the instant the VIP moves (the new holder resets it). So at most
+    one SQL and one API request fails, and a failed write is never lost or half-done."""
     data = _play(chaos_lab, "rolling-restart", tmp_path)
     _assert_measured_and_safe(data)
     workloads = data["workloads"]
     assert (workloads["amqp"]["errors"], workloads["cache"]["errors"]) == (0, 0), data["reasons"]
     assert workloads["api"]["errors"] <= 1, workloads["api"]
     sql = workloads["sql"]
-    assert sql["errors"] == sql["indeterminate"] and sql["downtime_s"] < 5.0, sql
+    assert sql["errors"] <= 1 and sql["downtime_s"] < 5.0, sql
 
 
 def test_report_of_a_real_run_opens_in_chromium(chaos_lab: tuple[Cloud, str],
