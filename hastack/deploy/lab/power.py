@@ -224,6 +224,9 @@ class LabControl:
         nodes that are gone, reinstall their files, start whatever is planned and not running
         (Galera members rejoin with --wsrep-recover), then the API stand-in."""
         steps = steps or Steps(QuietReporter())
+        # Another process (the power controller, another hastack) may have recreated nodes
+        # since this one read the record: never build a node that runs already.
+        self.refresh()
         lab = self.lab
         lab.render()
         created = lab.ensure_nodes(steps)
@@ -253,6 +256,7 @@ class LabControl:
         """Power one node on: its namespaces and files, then what a host starts at boot (the
         orchestrator starts whatever is planned and not running, as the repair path does)."""
         steps = steps or Steps(QuietReporter())
+        self.refresh()
         lab = self.lab
         lab.render()
         created = lab.ensure_nodes(steps, only=[name])
