@@ -8,13 +8,11 @@ its own name and subnet, in a private state root, so it never meets another test
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,11 +23,13 @@ import pytest
 from hastack.chaos.scenarios import run_scenario, scenario
 from hastack.deploy import lab
 from hastack.deploy.lab.names import LabNames
+from hastack.deploy.lab.nodes import marked_processes
 from hastack.deploy.lab.power import LabControl
-from hastack.model import Cloud, load_cloud
+from hastack.deploy.lab.state import state_dir
+from hastack.model import Cloud
 from hastack.report import write_scenario_report
+from tests.labs import private_lab
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "hastack" / "examples"
 NAME, SUBNET = "chaost", "198.18.62."
 
 pytestmark = [
@@ -40,26 +40,9 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def chaos_lab() -> Iterator[tuple[Cloud, str]]:
-    saved = os.environ.get("HASTACK_STATE_DIR")
-    root = tempfile.mkdtemp(prefix="hastack-chaos-")
-    os.environ["HASTACK_STATE_DIR"] = root
-    text = (EXAMPLES / "demo.yaml").read_text().replace("name: demo", f"name: {NAME}")
-    cloud_file = Path(root) / "cloud.yaml"
-    cloud_file.write_text(text.replace("198.18.0.", SUBNET))
-    cloud = load_cloud(cloud_file)
-    try:
-        summary = lab.up(cloud, str(cloud_file))
+    with private_lab("demo", NAME, SUBNET) as (cloud, cloud_file, summary):
         assert summary.healthy, summary.status.anomalies
-        yield cloud, str(cloud_file)
-    finally:
-        lab.down(cloud.name, purge=True)
-        if saved is None:
-            os.environ.pop("HASTACK_STATE_DIR", None)
-        else:
-            os.environ["HASTACK_STATE_DIR"] = saved
-        with contextlib.suppress(OSError):
-            os.remove(cloud_file)
-            os.rmdir(root)
+        yield cloud, cloud_file
 
 
 def _play(chaos_lab: tuple[Cloud, str], name: str, tmp_path: Path) -> dict[str, Any]:
@@ -256,6 +239,7 @@ def test_down_leaves_nothing(chaos_lab: tuple[Cloud, str]) -> None:
     cloud, _ = chaos_lab
     assert LabControl(cloud, chaos_lab[1]).leftovers() == []
     lab.down(cloud.name, purge=False)
+    assert marked_processes(state_dir(cloud.name)) == []
     links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
     assert not [line for line in links.splitlines()
                 if LabNames(cloud.name).owns_link(line.split()[0].split("@")[0])]

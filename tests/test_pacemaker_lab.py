@@ -10,9 +10,7 @@ a private state root.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,10 +20,12 @@ import pytest
 
 from hastack.chaos.scenarios import run_scenario, scenario
 from hastack.deploy import lab
+from hastack.deploy.lab.nodes import marked_processes
 from hastack.deploy.lab.power import LabControl
-from hastack.model import Cloud, load_cloud
+from hastack.deploy.lab.state import RecordStore, state_dir
+from hastack.model import Cloud
+from tests.labs import private_lab
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "hastack" / "examples"
 NAME, SUBNET = "pcmkt", "198.18.63."
 
 pytestmark = [
@@ -36,26 +36,9 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def pacemaker_lab() -> Iterator[tuple[Cloud, str, Any]]:
-    saved = os.environ.get("HASTACK_STATE_DIR")
-    root = tempfile.mkdtemp(prefix="hastack-pcmk-")
-    os.environ["HASTACK_STATE_DIR"] = root
-    text = (EXAMPLES / "pacemaker.yaml").read_text().replace("name: pcmk", f"name: {NAME}")
-    cloud_file = Path(root) / "cloud.yaml"
-    cloud_file.write_text(text.replace("198.18.1.", SUBNET))
-    cloud = load_cloud(cloud_file)
-    try:
-        summary = lab.up(cloud, str(cloud_file))
+    with private_lab("pacemaker", NAME, SUBNET) as (cloud, cloud_file, summary):
         print(f"\npacemaker lab up in {summary.total_s:.1f} s")
-        yield cloud, str(cloud_file), summary
-    finally:
-        lab.down(cloud.name, purge=True)
-        if saved is None:
-            os.environ.pop("HASTACK_STATE_DIR", None)
-        else:
-            os.environ["HASTACK_STATE_DIR"] = saved
-        with contextlib.suppress(OSError):
-            os.remove(cloud_file)
-            os.rmdir(root)
+        yield cloud, cloud_file, summary
 
 
 def _wait_healthy(control: LabControl, timeout: float = 120) -> None:
@@ -149,3 +132,12 @@ def test_a_partitioned_vip_holder_stops_its_vips_and_is_fenced(
     assert data["dual_vip_holder_s"] == 0, data["dual_vip_by_vip"]
     assert data["workloads"]["sql"]["lost"] == 0 and data["workloads"]["amqp"]["lost"] == 0
     assert data["lab"]["healthy_after"], data["lab"]
+
+
+def test_down_leaves_no_process_not_even_a_node_the_power_controller_booted(
+        pacemaker_lab: tuple[Cloud, str, Any]) -> None:
+    cloud, _, _ = pacemaker_lab
+    lab.down(cloud.name, purge=False)
+    assert marked_processes(state_dir(cloud.name)) == []
+    record = RecordStore(state_dir(cloud.name)).load()
+    assert record is None

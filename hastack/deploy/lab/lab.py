@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from hastack.deploy.lab.nodes import (
     find_init,
     install_cluster_agents,
     kill,
+    marked_processes,
     parse_sysctl,
     prepare_dirs,
     spawn_node,
@@ -203,8 +204,8 @@ class Lab:
                     close_fds=True, cwd="/")
             finally:
                 log.close()
-            self.record.power = ProcessRef.of(child.pid)
-            self.store.save(self.record)
+            power = ProcessRef.of(child.pid)
+            self._change_record(lambda r: setattr(r, "power", power))
             deadline = time.monotonic() + 10
             while not socket_path.exists():
                 if child.poll() is not None or time.monotonic() > deadline:
@@ -219,8 +220,17 @@ class Lab:
                 for name, node in self.nodes.items()}
 
     def _save_node(self, rec: NodeRecord) -> None:
-        self.record.nodes[rec.name] = rec
-        self.store.save(self.record)
+        self._change_record(lambda r: r.nodes.__setitem__(rec.name, rec))
+
+    def _change_record(self, change: Callable[[LabRecord], None]) -> None:
+        """One change to the record on disk (other processes write it too), and this lab's
+        cloud file kept in it."""
+        cloud_file = self.record.cloud_file
+
+        def apply(record: LabRecord) -> None:
+            record.cloud_file = cloud_file or record.cloud_file
+            change(record)
+        self.record = self.store.update(self.record, apply)
 
     def install_files(self, nodes: Iterable[str], steps: Steps,
                       new: Iterable[str] = ()) -> dict[str, list[str]]:
@@ -273,7 +283,12 @@ def teardown(cloud_name: str, purge: bool) -> list[str]:
     killed += [r for r in launchers if kill(r)]
     if killed:
         done.append(f"killed {len(killed)} recorded process(es)")
-    alive = wait_gone([*power, *inits, *launchers])
+    # Nodes the record lost (another process overwrote it, or hastack died between spawning
+    # a node and recording it) still carry the lab's tag.
+    strays = [r for r in marked_processes(state) if kill(r)]
+    if strays:
+        done.append(f"killed {len(strays)} unrecorded process(es) of the lab")
+    alive = wait_gone([*power, *inits, *launchers, *strays])
     for leftover in (SOCKET_NAME, BROKEN_NAME):
         (state / leftover).unlink(missing_ok=True)
     if alive:

@@ -71,6 +71,10 @@ STATE_IN_NODE = "/run/hastack/state"
 CLUSTER_AGENTS = "cluster-agents"
 AGENT_OVERLAYS = (("sbin", "/usr/sbin"), ("ocf", "/usr/lib/ocf/resource.d"))
 READY_TIMEOUT_S = 20
+# Every process of a node carries this variable (set on its launcher, inherited by its init and
+# daemons), naming the lab's state directory: `down` finds a node the record lost (a crash of
+# hastack between spawn and record) by this tag it set itself, never by a process name.
+LAB_MARKER = "HASTACK_LAB_STATE"
 
 
 @dataclass(frozen=True)
@@ -194,8 +198,11 @@ def install_cluster_agents(state_root: Path) -> Path:
         if path.is_dir() or path.suffix == ".pyc" or "__pycache__" in path.parts:
             continue
         dest = target / path.relative_to(source)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(path.read_bytes())
+        data = path.read_bytes()
+        # Unchanged agents stay untouched: running nodes see this directory as a lower layer.
+        if not dest.exists() or dest.read_bytes() != data:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(data)
         dest.chmod(0o755)
     return target
 
@@ -210,9 +217,26 @@ def spawn_node(node: str, dirs: NodeDirs, state_root: Path) -> subprocess.Popen[
             ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc", "--net", "--mount",
              "--uts", "--ipc", "--propagation", "private", "--", "/bin/sh", str(script)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-            close_fds=True, cwd="/")
+            close_fds=True, cwd="/", env={**os.environ, LAB_MARKER: str(state_root)})
     finally:
         log.close()
+
+
+def marked_processes(state_root: Path) -> list[ProcessRef]:
+    """Every running process tagged with this lab's state directory (`LAB_MARKER`)."""
+    tag = f"{LAB_MARKER}={state_root}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue       # gone, or a kernel thread
+        if tag in environ.split(b"\0"):
+            with contextlib.suppress(LabError):
+                found.append(ProcessRef.of(int(entry.name)))
+    return found
 
 
 def find_init(launcher: subprocess.Popen[bytes], node: str, dirs: NodeDirs) -> ProcessRef:

@@ -100,24 +100,24 @@ class PowerController:
         return bool(last) and last[0][1] == "off" and time.time() - last[0][0] < ONE_FENCE_S
 
     def off(self, plug: str) -> None:
-        with self._lock:
-            control = self._control()
-            if plug not in control.node_names():
-                raise KeyError(plug)
-            self._answering(plug)
-            if plug in control.lab.nodes:
-                control.crash_node(plug)
-            self._record("off", plug)
+        self._power(plug, "off")
 
     def on(self, plug: str) -> None:
+        self._power(plug, "on")
+
+    def _power(self, plug: str, action: str) -> None:
+        """Switch the node's power (nothing to do when it already is so), and log it."""
         with self._lock:
             control = self._control()
             if plug not in control.node_names():
                 raise KeyError(plug)
             self._answering(plug)
-            if plug not in control.lab.nodes:
+            running = plug in control.lab.nodes
+            if action == "off" and running:
+                control.crash_node(plug)
+            elif action == "on" and not running:
                 control.power_on(plug)
-            self._record("on", plug)
+            self._record(action, plug)
 
     def _record(self, action: str, plug: str) -> None:
         line = json.dumps({"t": time.time(), "action": action, "plug": plug})

@@ -7,9 +7,11 @@ still matches, so a pid recycled by an unrelated process is never touched.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -101,10 +103,29 @@ class RecordStore:
 
     def save(self, record: LabRecord) -> None:
         with self._lock:
+            self._write(record)
+
+    def update(self, fallback: LabRecord, change: Callable[[LabRecord], None]) -> LabRecord:
+        """Read, change and write the record under a lock on the file, and return it.
+
+        Several processes write the record (hastack, the lab's power controller booting a
+        fenced node): each change starts from what is on disk, so none overwrites a node
+        another process recorded meanwhile."""
+        with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(asdict(record), indent=2) + "\n")
-            os.replace(tmp, self.path)
+            with open(self.path.with_suffix(".lock"), "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                record = self.load() or fallback
+                change(record)
+                self._write(record)
+                return record
+
+    def _write(self, record: LabRecord) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(f".tmp.{os.getpid()}")
+        tmp.write_text(json.dumps(asdict(record), indent=2) + "\n")
+        os.replace(tmp, self.path)
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
+        self.path.with_suffix(".lock").unlink(missing_ok=True)
