@@ -212,3 +212,18 @@ def test_a_rolling_restart_waits_until_memcached_clients_take_the_node_back() ->
     assert rolling_pause_s(control) == 2 * make_budget(plan.cloud).memcache_dead_retry_s
     no_cache = SimpleNamespace(plan=SimpleNamespace(runs=lambda process: False), cloud=None)
     assert rolling_pause_s(no_cache) == 0.0
+
+
+def test_after_the_heal_a_client_still_failing_is_waited_for(tmp_path) -> None:
+    """A memcached client shuns a server for dead_retry after it failed, so after a long
+    outage it succeeds again only well after the lab is healthy: the run keeps measuring
+    until it does (bounded), instead of cutting it off as "never recovered"."""
+    from hastack.chaos.scenarios import WorkloadProcs, _failing
+
+    procs = WorkloadProcs(tmp_path, lambda *_: [], {"sql": {}, "cache": {}, "api": {}})
+    for name, outcomes in {"sql": ["fail", "ok"], "cache": ["ok", "fail"], "api": []}.items():
+        writer = TimelineWriter(procs.path(name))
+        for i, outcome in enumerate(outcomes):
+            writer.request(name, "op", outcome, 100.0 + i, 0.01)
+        writer.close()
+    assert _failing(procs) == {"cache"}

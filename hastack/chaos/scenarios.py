@@ -392,6 +392,7 @@ def run_scenario(sc: Scenario, control: Control, results: Path, target: str | No
                 break
             if sc.rolling and node != nodes[-1]:
                 _pace_rolling(control, fault_start, say)
+        _await_clients(procs, client_return_s(control), say)
         time.sleep(sc.tail_s)
     finally:
         procs.stop()
@@ -424,6 +425,42 @@ def run_scenario(sc: Scenario, control: Control, results: Path, target: str | No
         reasons.append("left behind: " + "; ".join(leftovers))
     data["reasons"], data["verdict"] = reasons, "fail" if reasons else "pass"
     return ScenarioRun(results, data, summary, events)
+
+
+def client_return_s(control: Control) -> float:
+    """How long after a heal a healthy lab may still be shunned by a client: memcached
+    clients retry a server they marked dead only every dead_retry, so after a long outage
+    (a power loss outlasts dead_retry) they come back up to 2 x dead_retry later. Other
+    clients reconnect at once."""
+    return rolling_pause_s(control)
+
+
+def _failing(procs: WorkloadProcs) -> set[str]:
+    """Workloads whose latest request failed."""
+    from hastack.chaos.timeline import Request, read_events
+
+    failing = set()
+    for name in procs.options:
+        path = procs.path(name)
+        with contextlib.suppress(ChaosError):
+            requests = [e for e in read_events(path) if isinstance(e, Request)] \
+                if path.exists() else []
+            if requests and not max(requests, key=lambda r: r.end).ok:
+                failing.add(name)
+    return failing
+
+
+def _await_clients(procs: WorkloadProcs, bound_s: float, say: Say) -> None:
+    """After the heal, keep the workloads running until none is still failing (bounded):
+    a client that takes its time to come back is measured, not cut off; one that never does
+    is reported as such by the summary."""
+    deadline = time.monotonic() + bound_s
+    failing = _failing(procs)
+    if failing:
+        say(f"  waiting up to {bound_s:.0f} s for {', '.join(sorted(failing))} to succeed again")
+    while failing and time.monotonic() < deadline and not procs.dead():
+        time.sleep(0.5)
+        failing = _failing(procs)
 
 
 def _warm_up(procs: WorkloadProcs, warmup_s: float) -> None:
