@@ -48,7 +48,7 @@ from hastack.deploy.site import Site
 from hastack.deploy.systems import galera, loadbalancing, rabbitmq
 from hastack.errors import LabError
 from hastack.plan import Plan
-from hastack.render import RenderedFile
+from hastack.render import RenderedFile, wsgi
 
 Entry = tuple[str, ...]
 RUNNING, STOPPED, EXITED = ServiceState.RUNNING, ServiceState.STOPPED, ServiceState.EXITED
@@ -57,8 +57,9 @@ PORTS: dict[str, tuple[str, str | None]] = {
     "mariadb": ("mariadb-galera", "mysql"), "galera-health": ("mariadb-galera", "galera-health"),
     "rabbitmq": ("rabbitmq", "amqp"), "memcached": ("memcached", None),
     "redis": ("redis", None), "redis-sentinel": ("redis-sentinel", None),
-    "keystone": ("keystone", "identity"),
 }
+# Every WSGI API listens on its catalog port (keystone, placement-api, nova-api, ...).
+PORTS.update({app.program: (app.process, app.port_name) for app in wsgi.APPS})
 
 
 def completed(rc: int = 0, stdout: str = "", stderr: str = "") -> subprocess.CompletedProcess[str]:
@@ -168,7 +169,7 @@ class FakeNode:
         own = {str(self.address.ip)}
         return own | {str(ip) for _, ip in self.world.plan.cloud.vips.items()} if vips else own
 
-    def listening(self) -> set[int]:
+    def listening(self, address: str | None = None) -> set[int]:
         with self.world.lock:
             ports = {self.world.plan.port(*PORTS[s]) for s, state in self.states.items()
                      if state is RUNNING and s in PORTS}
@@ -228,6 +229,8 @@ class World:
                 node.files["/" + f.path], node.meta["/" + f.path] = content, (f.mode, f.owner)
         # What orchestrate is given: these nodes, the rendered files, the state dir.
         self.site = Site(plan.cloud, plan, self.nodes, files, state, Steps(QuietReporter()))
+        # The machine clients run on (Keystone registrations): it has no programs of its own.
+        self.site.client = FakeNode(self, "client", ipaddress.IPv4Interface("198.18.0.2/24"))
         # Galera
         self.primary: list[str] = []                # members of the Primary component
         self.transferring: dict[str, int] = {}      # joiner -> status polls until Synced
@@ -240,6 +243,8 @@ class World:
         self.booting: dict[str, int] = {}          # node -> listening() polls until it listens
         self.boot_polls = 1
         self.strays: set[str] = set()
+        # Nova: the compute hosts discover_hosts has mapped to cell1
+        self.mapped: set[str] = set()
         # HAProxy: (load balancer, back end, server) -> state set through the admin socket
         self.haproxy_states: dict[tuple[str, str, str], str] = {}
 
@@ -334,8 +339,18 @@ class World:
         elif program == "mariadb":
             if not self.running(node.name, galera.MARIADB):
                 return completed(1, stderr="ERROR 2002 (HY000): Can't connect to local server")
-            if "-e" in argv and "SHOW GLOBAL STATUS" in argv[argv.index("-e") + 1]:
+            sql = argv[argv.index("-e") + 1] if "-e" in argv else ""
+            if "SHOW GLOBAL STATUS" in sql:
                 return self._wsrep_status(node.name)
+            if "FROM nova.services" in sql:           # every running service reports at once
+                return completed(stdout="".join(
+                    f"{n}\t{b}\t0\t0\n" for b in ("nova-conductor", "nova-scheduler",
+                                                   "nova-compute")
+                    for n in self.nodes if self.running(n, b)))
+            if "nova.compute_nodes" in sql:          # a nova-compute records its node at start
+                return completed(stdout="".join(f"{n}\n" for n in self._computes()))
+            if "nova_api.host_mappings" in sql:
+                return completed(stdout="".join(f"{n}\n" for n in sorted(self.mapped)))
         elif program == "mariadbd" and "--wsrep-recover" in argv:
             path = next(a.split("=", 1)[1] for a in argv if a.startswith("--log-error="))
             found = self.recovered.get(node.name)
@@ -345,7 +360,12 @@ class World:
         elif program == "rabbitmqctl":
             return self._rabbitmqctl(node.name, [a for a in argv[1:]
                                                  if a not in ("--formatter", "json")])
+        elif program == "nova-manage" and argv[-2:] == ["cell_v2", "discover_hosts"]:
+            self.mapped |= set(self._computes())
         return completed()
+
+    def _computes(self) -> list[str]:
+        return [n for n in self.nodes if self.running(n, "nova-compute")]
 
     def _wsrep_status(self, name: str) -> subprocess.CompletedProcess[str]:
         if name not in self.primary:

@@ -107,13 +107,13 @@ def test_files_of_processes_that_are_not_deployed_are_not_staged(tmp_path: Path)
 
 def test_unreachable_host_is_one_line_and_the_summary_says_who_changed(tmp_path: Path) -> None:
     playbook = FakePlaybook(
-        changed={"ctl1": 12, "ctl3": 0},
+        changed={"ctl1": 12, "ctl3": 0, "cmp1": 0},
         unreachable={"ctl2": "Failed to connect to the host via ssh: ssh: connect to host "
                               "198.18.0.12 port 22: No route to host"})
     summary = _deploy(tmp_path, playbook).run()
     assert not summary.ok
     assert summary.changed_hosts == ["ctl1"]
-    assert summary.unchanged_hosts == ["ctl3"]
+    assert summary.unchanged_hosts == ["cmp1", "ctl3"]
     with pytest.raises(DeployError) as error:
         summary.raise_for_failures()
     assert error.value.lines() == [
@@ -144,7 +144,7 @@ def test_a_failed_task_names_the_task_and_the_hosts_not_reached(tmp_path: Path) 
     assert lines[0] == ("ctl1: galera : Wait until this member is Synced in a Primary "
                         "component failed: non-zero return code")
     assert lines[-1] == ("deploy of demo incomplete: changed none; failed ctl1; not reached "
-                         "ctl2, ctl3")
+                         "ctl2, ctl3, cmp1")
 
 
 def test_inventory_of_another_cloud_is_refused_before_anything_runs(tmp_path: Path) -> None:

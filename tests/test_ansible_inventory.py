@@ -32,7 +32,7 @@ def _groups(text: str) -> dict[str, list[str]]:
 
 def test_demo_controllers_get_every_keepalived_architecture_role_in_protocol_order() -> None:
     hosts = assign_hosts(example_plan("demo"))
-    assert set(hosts) == {"ctl1", "ctl2", "ctl3"}
+    assert set(hosts) == {"ctl1", "ctl2", "ctl3", "cmp1"}
     roles = list(hosts["ctl1"].roles)
     assert roles == [r for r in PROTOCOL_ORDER if r != "pacemaker"]
     assert "galera-health" in hosts["ctl1"].units
@@ -87,7 +87,8 @@ def test_inventory_hosts_are_the_nodes_with_their_addresses() -> None:
     data = YAML(typ="safe").load(text)
     assert data["all"]["hosts"] == {"ctl1": {"ansible_host": "198.18.0.11"},
                                     "ctl2": {"ansible_host": "198.18.0.12"},
-                                    "ctl3": {"ansible_host": "198.18.0.13"}}
+                                    "ctl3": {"ansible_host": "198.18.0.13"},
+                                    "cmp1": {"ansible_host": "198.18.0.31"}}
     groups = _groups(text)
     assert groups["controller"] == ["ctl1", "ctl2", "ctl3"]
     assert groups["galera"] == ["ctl1", "ctl2", "ctl3"]
@@ -130,7 +131,9 @@ def test_ini_inventory_with_a_range_is_read(tmp_path: Path) -> None:
     with pytest.raises(InventoryError) as error:
         check_inventory(inventory, example_plan("demo"))
     assert error.value.lines() == [
-        f"{path}:7: host 'ctl5' is not a node of cloud demo (its nodes: ctl1, ctl2, ctl3)",
+        f"{path}:7: host 'ctl5' is not a node of cloud demo (its nodes: ctl1, ctl2, ctl3, cmp1)",
+        f"{path}: cloud demo's node(s) cmp1 are not in the inventory (`hastack inventory` "
+        "writes a complete one)",
         f"{path}:7: group 'galera' lists ctl5, but the plan runs galera on ctl1, ctl2, ctl3 only",
     ]
 

@@ -69,8 +69,8 @@ def rules_of(imported: Imported) -> set[str]:
 def test_rendered_demo_imports_as_the_cloud_it_was_rendered_from(collected: Path) -> None:
     imported = import_configs(collected)
     demo = example_cloud("demo")
-    assert [n.name for n in imported.cloud.nodes] == ["ctl1", "ctl2", "ctl3"]
-    assert [n.ip for n in imported.cloud.nodes] == [n.ip for n in demo.nodes]
+    assert [n.name for n in imported.cloud.nodes] == ["cmp1", "ctl1", "ctl2", "ctl3"]
+    assert {n.name: n.ip for n in imported.cloud.nodes} == {n.name: n.ip for n in demo.nodes}
     assert imported.cloud.vips == demo.vips
     assert set(imported.cloud.services) <= set(demo.services)
     assert imported.cloud.settings.neutron == demo.settings.neutron

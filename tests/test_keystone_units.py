@@ -38,14 +38,14 @@ def test_key_repository_is_private_and_rotates_like_keystone(tmp_path: Path) -> 
 def test_gunicorn_binds_each_node_address_with_its_socket_in_run() -> None:
     plan = example_plan("demo")
     ctx = RenderContext(plan, make_budget(plan.cloud), {})
-    files = wsgi.render(ctx)
+    files = [f for f in wsgi.render(ctx) if f.path == wsgi.BY_PROGRAM["keystone"].conf]
     assert {f.node for f in files} == set(plan.nodes_running("keystone"))
     for f in files:
         settings: dict[str, object] = {}
         exec(compile(str(f.content), f.path, "exec"), {}, settings)  # gunicorn reads it so
         assert settings["bind"] == [f"{plan.cloud.node(f.node).ip}:5000"]
         assert str(settings["control_socket"]).startswith("/run/")
-        assert settings["wsgi_app"] == wsgi.KEYSTONE_APP
+        assert settings["wsgi_app"] == wsgi.BY_PROGRAM["keystone"].wsgi_app
 
 
 def test_rpc_service_config_lists_every_rabbitmq_node() -> None:

@@ -8,6 +8,7 @@ torn down, also when a test fails.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import tempfile
@@ -129,6 +130,74 @@ def test_rabbitmq_publish_on_one_member_consume_on_another(demo: Summary) -> Non
         capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "ping"
+
+
+def _openstack(*args: str, timeout: float = 180) -> str:
+    """The openstack CLI on the client node, as the lab's admin, through the VIPs (its
+    clouds.yaml); stdout, or the failure with its stderr."""
+    result = lab.run_in("demo", "client", [
+        str(Path(_venv_python()).parent / "openstack"), "--os-cloud", "hastack-lab", *args],
+        timeout=timeout)
+    assert result.returncode == 0, f"openstack {' '.join(args)}: {result.stderr[-2000:]}"
+    return result.stdout
+
+
+def test_nova_services_report_and_the_apis_are_up_behind_haproxy(demo: Summary) -> None:
+    status = demo.status.to_json()
+    services = {(s["binary"], s["host"]): s["up"] for s in status["compute_services"]}
+    assert services == {**{(b, n): True for b in ("nova-conductor", "nova-scheduler")
+                           for n in ("ctl1", "ctl2", "ctl3")},
+                        ("nova-compute", "cmp1"): True}
+    listed = json.loads(_openstack("compute", "service", "list", "-f", "json"))
+    assert {(s["Binary"], s["Host"], s["State"]) for s in listed} >= {
+        ("nova-compute", "cmp1", "up"), ("nova-conductor", "ctl2", "up")}
+    catalog = json.loads(_openstack("catalog", "list", "-f", "json"))
+    assert {c["Type"] for c in catalog} >= {"identity", "placement", "image", "network",
+                                            "compute"}
+
+
+def test_an_image_uploaded_through_the_vip_downloads_whole_from_every_glance(
+        demo: Summary) -> None:
+    """Uploaded once (one Glance node takes it), downloaded three times: HAProxy sends the
+    downloads round the Glance nodes, which share the image store."""
+    made = lab.run_in("demo", "client", ["sh", "-c", "head -c 3145728 /dev/urandom > "
+                                         "/tmp/lab-image && sha256sum /tmp/lab-image"])
+    assert made.returncode == 0, made.stderr
+    digest = made.stdout.split()[0]
+    image = json.loads(_openstack("image", "create", "--disk-format", "raw",
+                                  "--container-format", "bare", "--file", "/tmp/lab-image",
+                                  "lab-image", "-f", "json"))
+    try:
+        assert image["status"] == "active"
+        for i in range(3):
+            _openstack("image", "save", "--file", f"/tmp/lab-image.{i}", image["id"])
+            back = lab.run_in("demo", "client", ["sha256sum", f"/tmp/lab-image.{i}"])
+            assert back.stdout.split()[0] == digest, f"download {i} differs"
+    finally:
+        _openstack("image", "delete", image["id"])
+
+
+def test_a_server_boots_to_active_through_the_vip(demo: Summary) -> None:
+    """API -> conductor -> scheduler -> Placement -> nova-compute (Nova's fake driver: the
+    lab has no hypervisor) over RabbitMQ, every call through the VIP."""
+    lab.run_in("demo", "client", ["sh", "-c", "head -c 1048576 /dev/zero > /tmp/lab-boot"])
+    image = json.loads(_openstack("image", "create", "--disk-format", "raw",
+                                  "--container-format", "bare", "--file", "/tmp/lab-boot",
+                                  "lab-boot", "-f", "json"))
+    flavor = json.loads(_openstack("flavor", "create", "--ram", "64", "--disk", "1",
+                                   "--vcpus", "1", "lab-boot", "-f", "json"))
+    try:
+        server = json.loads(_openstack("server", "create", "--image", image["id"],
+                                       "--flavor", flavor["id"], "--nic", "none", "--wait",
+                                       "lab-boot", "-f", "json", timeout=300))
+        assert server["status"] == "ACTIVE", server.get("fault")
+        assert server["OS-EXT-SRV-ATTR:host"] == "cmp1"
+        hypervisors = json.loads(_openstack("hypervisor", "list", "-f", "json"))
+        assert [h["Hypervisor Hostname"] for h in hypervisors] == ["cmp1"]
+        _openstack("server", "delete", "--wait", server["id"], timeout=300)
+    finally:
+        _openstack("flavor", "delete", flavor["id"])
+        _openstack("image", "delete", image["id"])
 
 
 def test_second_up_is_a_no_op(demo: Summary) -> None:

@@ -110,7 +110,7 @@ def test_fresh_cluster_bootstraps_ctl1_and_joins_one_at_a_time(world: World) -> 
     ]
     sql = site.rendered("ctl1", galera.INIT_SQL)
     assert sql and "CREATE" in sql.upper()
-    init = [e for e in world.log if e[1] == "run" and len(e) == 4]
+    init = [e for e in world.log if e[1] == "run" and len(e) == 4 and e[0] != "client"]
     assert init == [("ctl1", "run", "mariadb --defaults-file=/etc/mysql/my.cnf -uroot", sql)]
     assert site.done(galera.INIT_DONE)
     assert world.primary == ["ctl1", "ctl2", "ctl3"]
@@ -241,7 +241,7 @@ def test_init_sql_runs_on_whichever_member_bootstraps(world: World) -> None:
     runs the same SQL, once."""
     full = world.site
     site = Site(full.cloud, full.plan, {n: x for n, x in world.nodes.items() if n != "ctl1"},
-                full.files, full.state, full.steps)
+                full.files, full.state, full.steps, client=full.client)
     orchestrate.bring_up(site)
     story = galera_story(world)
     assert story[:3] == ["ctl2 install-db", "ctl2 start mariadb --wsrep-new-cluster",
@@ -337,3 +337,16 @@ def test_a_stopped_load_balancer_is_skipped_by_the_drain(world: World) -> None:
     world.kill("ctl3", loadbalancing.HAPROXY)
     orchestrate.take_out_of_service(site, "ctl1")
     assert {lb for lb, op, *_ in world.log if op == "haproxy"} == {"ctl1", "ctl2"}
+
+
+def test_compute_nodes_are_mapped_to_the_cell_once_after_nova_compute_started(
+        world: World) -> None:
+    orchestrate.bring_up(world.site)
+    log = [(e[0], e[1], e[2]) for e in world.log if e[1] in ("start", "run")]
+    started = log.index(("cmp1", "start", "nova-compute"))
+    discovers = [i for i, (_, op, what) in enumerate(log)
+                 if op == "run" and what.endswith("cell_v2 discover_hosts")]
+    assert len(discovers) == 1 and discovers[0] > started
+    conductors = [i for i, e in enumerate(log) if e[1:] == ("start", "nova-conductor")]
+    assert len(conductors) == 3 and max(conductors) < started   # it needs a conductor
+    assert world.mapped == {"cmp1"}

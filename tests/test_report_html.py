@@ -22,6 +22,7 @@ from hastack.report.availability import load_rates
 from hastack.report.html import SECTIONS, gather, render_report, sections_present
 from hastack.report.results import load_results
 from hastack.report.tables import demo_summary
+from tests.conftest import example_plan
 from tests.report_fixtures import DEMO_CLOUD, EXAMPLES, write_demo, write_repeat
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
@@ -60,13 +61,14 @@ def test_drawing_has_every_node_vip_and_process(demo_html: str) -> None:
     groups = list(root.iter(f"{SVG_NS}g"))
     nodes = {g.get("data-node") for g in groups if g.get("class") == "node"}
     vips = {g.get("data-vip") for g in groups if g.get("class") == "vip"}
-    assert nodes == {"ctl1", "ctl2", "ctl3"} and vips == {"internal", "public"}
+    assert nodes == {"ctl1", "ctl2", "ctl3", "cmp1"} and vips == {"internal", "public"}
     text = " ".join(t.text or "" for t in root.iter(f"{SVG_NS}text"))
     assert "VIP internal 198.18.0.100" in text and "VIP public 198.18.0.101" in text
     # The synthetic run starts with ctl1 holding the VIPs: the drawing says so.
     assert "held by ctl1" in text
     chips = [g for g in groups if g.get("class") == "process"]
-    assert len(chips) == 3 * 40
+    plan = example_plan("demo")
+    assert len(chips) == sum(len(plan.nodes_of(n.name)) for n in plan.cloud.nodes)
     keepalived = [g for g in chips if g.findtext(f"{SVG_NS}text", "").startswith("keepalived")]
     assert {g.get("data-mode") for g in keepalived} == {"A/P"}
     assert {g.get("data-strategy") for g in chips} >= {"haproxy-vip", "app-cluster", "rpc"}
@@ -320,4 +322,4 @@ def test_the_drawing_groups_nodes_by_region_and_zone_when_the_cloud_declares_the
     assert groups["phx / phx-az1 / controller"] == ["phx-ctl1"]
     assert groups["phx / phx-az2 / compute"] == ["phx-cmp2"]
     assert list(dict(host_groups(make_plan(load_cloud(examples / "demo.yaml"))))) == \
-        ["controller"]
+        ["controller", "compute"]

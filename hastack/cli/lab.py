@@ -124,10 +124,25 @@ def _print_status(report: dict[str, Any], console: Console) -> None:
     cluster = report.get("pacemaker")
     if cluster:
         _print_pacemaker(cluster, console)
+    all_down = []
     for backend, servers in report["haproxy"].get("backends", {}).items():
+        if servers and all(v["status"] == "DOWN" for v in servers.values()):
+            all_down.append(backend)
+            continue
         states = ", ".join(f"{s} {v['status']}{' (backup)' if v['backup'] else ''}"
                            for s, v in servers.items())
         console.print(f"HAProxy {backend}: {states}")
+    if all_down:
+        console.print(f"HAProxy, every back end DOWN: {', '.join(all_down)}")
+    compute = report.get("compute_services")
+    if compute:
+        by_binary: dict[str, list[str]] = {}
+        for s in compute:
+            state = "up" if s["up"] else "DOWN"
+            by_binary.setdefault(s["binary"], []).append(
+                f"{s['host']} {state}{' (disabled)' if s['disabled'] else ''}")
+        console.print("Nova services: " + "; ".join(f"{b} {', '.join(hosts)}"
+                                                    for b, hosts in by_binary.items()))
     rabbit = report.get("rabbitmq")
     if rabbit:
         console.print(f"RabbitMQ running: {', '.join(rabbit['running']) or 'none'}"

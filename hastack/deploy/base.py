@@ -11,6 +11,7 @@ manager, read its addresses and listening ports, talk to a unix socket. A lab na
 from __future__ import annotations
 
 import ipaddress
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -91,8 +92,9 @@ class NodeExec(Protocol):
     def addresses(self) -> set[str]:
         """IPv4 addresses local to the node (its own and any VIP it holds)."""
         ...
-    def listening(self) -> set[int]:
-        """TCP ports in LISTEN state on the node."""
+    def listening(self, address: str | None = None) -> set[int]:
+        """TCP ports in LISTEN state on the node (bound to `address` or to every address,
+        when given: an API's own socket, not HAProxy's on a VIP)."""
         ...
     def unix_request(self, path: str, request: bytes, timeout: float = 3) -> bytes:
         """Send `request` to a unix stream socket of the node and read until it closes;
@@ -113,14 +115,20 @@ def read_text(node: FileReader, path: str) -> str | None:
     return None if data is None else data.decode(errors="replace")
 
 
-def listening_ports(proc_net_tcp: str) -> set[int]:
+def listening_ports(proc_net_tcp: str, address: str | None = None) -> set[int]:
     """TCP ports in LISTEN state, from the text of /proc/net/tcp and /proc/net/tcp6 (the one
-    reading of it, for every kind of node)."""
+    reading of it, for every kind of node); with `address` (IPv4), only sockets bound to it
+    or to every address."""
+    wanted = None
+    if address is not None:
+        wanted = {socket.inet_aton(address)[::-1].hex().upper(), "00000000", "0" * 32}
     ports: set[int] = set()
     for line in proc_net_tcp.splitlines():
         fields = line.split()
         if len(fields) > 3 and fields[3] == "0A" and ":" in fields[1]:
-            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+            local, port = fields[1].rsplit(":", 1)
+            if wanted is None or local in wanted:
+                ports.add(int(port, 16))
     return ports
 
 

@@ -17,7 +17,15 @@ from typing import Any
 
 from hastack.deploy.base import ServiceState
 from hastack.deploy.site import Site
-from hastack.deploy.systems import caches, galera, keystone, loadbalancing, pacemaker, rabbitmq
+from hastack.deploy.systems import (
+    caches,
+    galera,
+    keystone,
+    loadbalancing,
+    openstack,
+    pacemaker,
+    rabbitmq,
+)
 from hastack.deploy.systems.keystone import KeystoneView
 from hastack.deploy.systems.loadbalancing import HAProxyView
 from hastack.deploy.systems.pacemaker import ClusterView
@@ -40,6 +48,8 @@ class Kind(StrEnum):
     PACEMAKER_QUORUM = "pacemaker-quorum"      # no member answers, or no quorum
     PACEMAKER_MEMBER = "pacemaker-member"      # a reachable member not online
     PACEMAKER_RESOURCE = "pacemaker-resource"  # a resource not started, or a failed action
+    API_BACKEND = "api-backend"          # HAProxy finds a running API's back end DOWN
+    COMPUTE_SERVICE = "compute-service"  # a Nova service missing or not reporting
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,7 @@ class Health:
     redis: caches.RedisView | None = None
     keystone: KeystoneView | None = None
     pacemaker: ClusterView | None = None
+    compute: tuple[openstack.ComputeService, ...] | None = None
     clouds_yaml: str | None = None
     skipped: tuple[tuple[str, str, str], ...] = ()
     state_dir: str = ""
@@ -116,6 +127,8 @@ class Health:
             "galera": opt(self.galera), "rabbitmq": opt(self.rabbitmq),
             "memcached": list(self.memcached), "redis": opt(self.redis),
             "keystone": opt(self.keystone), "pacemaker": opt(self.pacemaker),
+            "compute_services": None if self.compute is None
+            else [s.to_json() for s in self.compute],
             "clouds_yaml": self.clouds_yaml,
             "haproxy": self.haproxy.to_json(),
             "nodes": {n: v.to_json() for n, v in self.nodes.items()},
@@ -136,6 +149,7 @@ def collect(site: Site, details: Mapping[str, Mapping[str, Any]] | None = None) 
         keystone_f = pool.submit(keystone.health, site)
         memcached_f = pool.submit(caches.memcached_servers, site)
         pacemaker_f = pool.submit(pacemaker.cluster_view, site)
+        compute_f = pool.submit(openstack.compute_services, site)
         holders = holders_f.result()
         haproxy = loadbalancing.haproxy_view(site, holders)
         nodes = nodes_f.result()
@@ -145,6 +159,7 @@ def collect(site: Site, details: Mapping[str, Mapping[str, Any]] | None = None) 
         rabbit, redis, ks = rabbit_f.result(), redis_f.result(), keystone_f.result()
         memcached = tuple(memcached_f.result())
         cluster = pacemaker_f.result()
+        compute = compute_f.result()
     anomalies = [Anomaly(Kind.NODE_DOWN, f"node {n} is not running", node=n)
                  for n in site.unreachable]
     anomalies += _service_anomalies(nodes)
@@ -165,12 +180,15 @@ def collect(site: Site, details: Mapping[str, Mapping[str, Any]] | None = None) 
         anomalies += _keystone_anomalies(ks)
     if site.members(pacemaker.COROSYNC):
         anomalies += _pacemaker_anomalies(site, cluster)
+    anomalies += _api_backend_anomalies(site, nodes, haproxy)
+    if site.plan.runs("nova-conductor") and openstack.BY_NAME["nova"].installed():
+        anomalies += _compute_anomalies(site, nodes, compute)
     clouds_yaml = keystone.clouds_yaml_path(site)
     return Health(
         cloud=site.cloud.name, anomalies=tuple(anomalies),
         vips={name: str(ip) for name, ip in site.cloud.vips.items()}, vip_holders=holders,
         nodes=nodes, haproxy=haproxy, galera=galera_view, rabbitmq=rabbit,
-        memcached=memcached, redis=redis, keystone=ks, pacemaker=cluster,
+        memcached=memcached, redis=redis, keystone=ks, pacemaker=cluster, compute=compute,
         clouds_yaml=str(clouds_yaml) if ks is not None and clouds_yaml.exists() else None,
         skipped=tuple(site.skipped), state_dir=str(site.state))
 
@@ -216,6 +234,45 @@ def _galera_anomalies(site: Site, view: GaleraView) -> list[Anomaly]:
     if site.plan.runs(loadbalancing.HAPROXY) and view.writer is None:
         found.append(Anomaly(Kind.GALERA_NO_WRITER,
                              "Galera: HAProxy has no UP server to send writes to"))
+    return found
+
+
+def _api_backend_anomalies(site: Site, nodes: Mapping[str, NodeView],
+                           haproxy: HAProxyView) -> list[Anomaly]:
+    """A back end HAProxy finds DOWN although its program runs there: the API is up as a
+    process but does not answer its health check."""
+    found = []
+    for frontend in site.plan.frontends:
+        servers = haproxy.backends.get(frontend.name, {})
+        for node, state in servers.items():
+            view = nodes.get(node)
+            programs = openstack.programs_of(frontend.process)
+            if view is None or not view.alive or state.up:
+                continue
+            if any(view.services.get(p) is ServiceState.RUNNING for p in programs):
+                found.append(Anomaly(Kind.API_BACKEND, f"HAProxy {frontend.name}: {node} is "
+                                     f"{state.status}", node=node, service=frontend.process))
+    return found
+
+
+def _compute_anomalies(site: Site, nodes: Mapping[str, NodeView],
+                       services: tuple[openstack.ComputeService, ...] | None) -> list[Anomaly]:
+    if services is None:
+        return [Anomaly(Kind.COMPUTE_SERVICE, "Nova: no Galera member answers for its "
+                                              "services")]
+    found = []
+    reported = {(s.binary, s.host): s for s in services}
+    for process in openstack.RPC_BINARIES:
+        for node in site.plan.nodes_running(process):
+            view = nodes.get(node)
+            if view is None or not view.alive:
+                continue                 # NODE_DOWN says it
+            service = reported.get((process, node))
+            if service is None or not service.up:
+                state = "not registered" if service is None else \
+                    f"down (last report {service.age_s} s ago)"
+                found.append(Anomaly(Kind.COMPUTE_SERVICE, f"Nova: {process} on {node} is "
+                                     f"{state}", node=node, service=process))
     return found
 
 

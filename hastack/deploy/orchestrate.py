@@ -25,6 +25,7 @@ from hastack.deploy.systems import (
     galera,
     keystone,
     loadbalancing,
+    openstack,
     pacemaker,
     rabbitmq,
     rpcservice,
@@ -73,6 +74,19 @@ def components(choose: galera.Chooser = galera.choose_most_advanced,
                   services=(keystone.SERVICE,)),
         Component("rpc-service", rpcservice.bring_up, needs=("rabbitmq",),
                   services=(rpcservice.SERVICE,)),
+        # The services behind Keystone: registered in it, schemas on Galera, then started.
+        Component("placement", openstack.starter("placement"), needs=("keystone",),
+                  services=openstack.services_of(openstack.BY_NAME["placement"])),
+        Component("glance", openstack.starter("glance"), needs=("keystone",),
+                  services=openstack.services_of(openstack.BY_NAME["glance"])),
+        Component("neutron", openstack.starter("neutron"), needs=("keystone", "rabbitmq"),
+                  services=openstack.services_of(openstack.BY_NAME["neutron"])),
+        # Nova's API asks Neutron about every server's ports: Neutron answers first.
+        Component("nova", openstack.starter("nova"),
+                  # Glance and Neutron are called per request (an image, a port), not at
+                  # start: only nova-compute's first report needs Placement.
+                  needs=("keystone", "rabbitmq", "placement"),
+                  services=openstack.services_of(openstack.BY_NAME["nova"])),
     )
     overrides = overrides or {}
     return tuple(replace(c, start=overrides[c.name]) if c.name in overrides else c

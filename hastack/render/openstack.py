@@ -39,6 +39,19 @@ KEYSTONE_ADMIN_SECRET = "keystone_admin"
 METADATA_SECRET = "neutron_metadata_proxy"
 # Where Neutron's L3 HA routers keep their VRRP traffic (HA Guide, network-node scenarios).
 L3_HA_NET_CIDR = "169.254.192.0/18"
+GLANCE_IMAGES = "/var/lib/glance/images"
+# The physical network name of the provider (external) network.
+PROVIDER_NETWORK = "provider"
+# settings.nova.hypervisor -> nova-compute's driver and its own options.
+COMPUTE_DRIVERS: dict[str, tuple[str, dict[str, dict[str, Value]]]] = {
+    "kvm": ("libvirt.LibvirtDriver", {"libvirt": {"virt_type": "kvm"}}),
+    "qemu": ("libvirt.LibvirtDriver", {"libvirt": {"virt_type": "qemu"}}),
+    "xen": ("libvirt.LibvirtDriver", {"libvirt": {"virt_type": "xen"}}),
+    "vmware": ("vmwareapi.VMwareVCDriver", {}),
+}
+# How often a scheduler maps new compute nodes to their cell (nova-manage cell_v2
+# discover_hosts, done by the scheduler): a new hypervisor takes work within this long.
+DISCOVER_HOSTS_S = 30
 # SQLAlchemy pool sizing per worker: every API worker of every node ends up on the one Galera
 # writer, so keep the pool small (sizes, not timings).
 DB_POOL = {"max_pool_size": 5, "max_overflow": 10}
@@ -204,6 +217,8 @@ class ServiceConfig:
     agent_files: tuple[tuple[str, str, SectionBuilder], ...] = ()
     extra: SectionBuilder | None = None
     paste: bool = False           # a paste-deploy file (swift) rather than oslo.config
+    messaging: bool = True        # an RPC user (transport_url)
+    cache: bool = True            # uses oslo.cache ([cache])
 
 
 @dataclass(frozen=True)
@@ -338,9 +353,12 @@ def _keystone_authtoken(view: NodeView, ini: IniFile) -> None:
     ini.set(section, "memcache_pool_conn_get_timeout", t.memcache_pool_get_timeout_s)
 
 
-def _endpoint(view: NodeView, ini: IniFile, section: str, frontend: str | None) -> None:
-    """A client section of another service, reached through the internal VIP."""
-    _keystone_auth(view, ini, section)
+def _endpoint(view: NodeView, ini: IniFile, section: str, frontend: str | None,
+              auth: bool = True) -> None:
+    """A client section of another service, reached through the internal VIP (with this
+    service's own credentials unless it calls on behalf of the user's token)."""
+    if auth:
+        _keystone_auth(view, ini, section)
     ini.set(section, "valid_interfaces", "internal")
     if frontend is not None:
         ini.set(section, "endpoint_override", view.vip_url(frontend))
@@ -379,6 +397,18 @@ def _keystone(view: NodeView, ini: IniFile) -> None:
 
 def _glance(view: NodeView, ini: IniFile) -> None:
     ini.set("paste_deploy", "flavor", "keystone")
+    ini.set("DEFAULT", "enabled_backends", "shared:file")
+    ini.set("glance_store", "default_backend", "shared")
+    ini.set("shared", "filesystem_store_datadir", GLANCE_IMAGES,
+            "Shared by every Glance node (a shared filesystem): an image uploaded through\n"
+            "one node is downloaded through any other.")
+    ini.set("os_glance_staging_store", "filesystem_store_datadir",
+            "/var/lib/glance/staging")
+    ini.set("os_glance_tasks_store", "filesystem_store_datadir", "/var/lib/glance/tasks")
+
+
+def _placement(view: NodeView, ini: IniFile) -> None:
+    ini.set("api", "auth_strategy", "keystone")
 
 
 def _glance_registry(view: NodeView, ini: IniFile) -> None:
@@ -398,7 +428,6 @@ def _metadata_proxy(plan: Plan) -> bool:
 def _nova(view: NodeView, ini: IniFile) -> None:
     plan = view.plan
     ini.set("DEFAULT", "my_ip", view.ip)
-    ini.set("api", "auth_strategy", "keystone")
     novnc = plan.process("nova-novncproxy")
     public = plan.cloud.vips.public or plan.cloud.vips.internal
     ini.set("vnc", "enabled", True)
@@ -413,15 +442,32 @@ def _nova(view: NodeView, ini: IniFile) -> None:
             ini.set("vnc", "novncproxy_host", view.ip)
             ini.set("vnc", "novncproxy_port", port)
     if plan.runs("glance-api"):
-        _endpoint(view, ini, "glance", "glance-api")
+        # Nova calls Glance with the user's token: [glance] has no credentials of its own.
+        _endpoint(view, ini, "glance", "glance-api", auth=False)
     if plan.runs("neutron-server"):
         _endpoint(view, ini, "neutron", "neutron-server")
     if _metadata_proxy(plan):
         ini.set("neutron", "service_metadata_proxy", True)
         ini.set("neutron", "metadata_proxy_shared_secret", view.password(METADATA_SECRET))
-    # Placement has no HAProxy frontend in the catalog: found in Keystone's internal endpoints.
-    _endpoint(view, ini, "placement", None)
+    _endpoint(view, ini, "placement",
+              "placement-api" if plan.runs("placement-api") else None)
     ini.set("placement", "region_name", "RegionOne")
+    workers = view.ctx.sizing.rpc_workers
+    if workers is not None:
+        for process, section in (("nova-conductor", "conductor"),
+                                 ("nova-scheduler", "scheduler")):
+            if process in view.processes:
+                ini.set(section, "workers", workers, "Sizing profile.")
+    if "nova-scheduler" in view.processes:
+        ini.set("scheduler", "discover_hosts_in_cells_interval", DISCOVER_HOSTS_S,
+                "New compute nodes are mapped to their cell without an operator's\n"
+                "`nova-manage cell_v2 discover_hosts`.")
+    ini.set("DEFAULT", "state_path", "/var/lib/nova")
+    if "nova-compute" in view.processes:
+        driver, sections = COMPUTE_DRIVERS[plan.cloud.settings.nova.hypervisor]
+        ini.set("DEFAULT", "compute_driver", driver, "The cloud's hypervisor (settings).")
+        for section, values in sections.items():
+            ini.update(section, values)
     if plan.runs("cinder-api"):
         ini.set("cinder", "catalog_info", "volumev3::internalURL")
     ini.set("oslo_concurrency", "lock_path", "/var/lib/nova/tmp")
@@ -436,7 +482,8 @@ def _neutron(view: NodeView, ini: IniFile) -> None:
     ini.set("DEFAULT", "auth_strategy", "keystone")
     ini.set("DEFAULT", "l3_ha", neutron.l3_ha, "Routers on several L3 agents, VRRP inside.")
     ini.set("DEFAULT", "max_l3_agents_per_router", neutron.max_l3_agents_per_router)
-    ini.set("DEFAULT", "min_l3_agents_per_router", neutron.min_l3_agents_per_router)
+    # No min_l3_agents_per_router: Neutron dropped it (an HA router gets every alive agent
+    # up to the max); the linter keeps the cloud's minimum as a design floor (rule l3-ha).
     ini.set("DEFAULT", "l3_ha_net_cidr", L3_HA_NET_CIDR)
     ini.set("DEFAULT", "allow_automatic_l3agent_failover",
             neutron.allow_automatic_l3agent_failover)
@@ -449,6 +496,21 @@ def _neutron(view: NodeView, ini: IniFile) -> None:
         ini.set("DEFAULT", "notify_nova_on_port_data_changes", True)
         _keystone_auth(view, ini, "nova")
     ini.set("oslo_concurrency", "lock_path", "/var/lib/neutron/tmp")
+    ini.set("DEFAULT", "state_path", "/var/lib/neutron")
+    if view.ctx.sizing.rpc_workers is not None and "neutron-server" in view.processes:
+        ini.set("DEFAULT", "rpc_workers", view.ctx.sizing.rpc_workers, "Sizing profile.")
+        ini.set("DEFAULT", "rpc_state_report_workers", view.ctx.sizing.rpc_workers)
+
+
+def _ml2(view: NodeView, ini: IniFile) -> None:
+    """The ML2 plugin of neutron-server: Open vSwitch, VXLAN tenant networks, one flat
+    provider network for the external side of the routers."""
+    ini.set("ml2", "type_drivers", ["flat", "vxlan"])
+    ini.set("ml2", "project_network_types", ["vxlan"])
+    ini.set("ml2", "mechanism_drivers", ["openvswitch"])
+    ini.set("ml2", "extension_drivers", ["port_security"])
+    ini.set("ml2_type_flat", "flat_networks", [PROVIDER_NETWORK])
+    ini.set("ml2_type_vxlan", "vni_ranges", "1:1000")
 
 
 def _l3_agent(view: NodeView, ini: IniFile) -> None:
@@ -562,28 +624,29 @@ def _listen_on(process: str, section: str, port_name: str, host_key: str = "bind
 
 
 SERVICE_CONFIGS: tuple[ServiceConfig, ...] = (
-    # Keystone runs under a WSGI server that binds the node IP itself (no bind option here).
+    # Keystone, Placement, Glance's, Nova's and Neutron's APIs run under a WSGI server that
+    # binds the node IP itself (render/wsgi.py): their own files have no bind option.
     ServiceConfig("keystone", "etc/keystone/keystone.conf", databases=("keystone",),
                   db_sections=(("database", "keystone"),), extra=_keystone),
     ServiceConfig("glance", "etc/glance/glance-api.conf", databases=("glance",),
                   db_sections=(("database", "glance"),),
-                  listen=(_listen_on("glance-api", "DEFAULT", "image"),),
                   agent_files=(("glance-registry", "etc/glance/glance-registry.conf",
                                 _glance_registry),),
                   extra=_glance),
+    # Placement speaks to no bus and keeps no cache of its own (its token cache is
+    # keystonemiddleware's, in [keystone_authtoken]).
+    ServiceConfig("placement", "etc/placement/placement.conf", databases=("placement",),
+                  db_sections=(("placement_database", "placement"),),
+                  messaging=False, cache=False, extra=_placement),
     ServiceConfig("nova", "etc/nova/nova.conf", databases=("nova", "nova_api", "nova_cell0"),
                   db_sections=(("database", "nova"), ("api_database", "nova_api")),
                   db_processes=("nova-api", "nova-cert", "nova-scheduler", "nova-conductor",
                                 "nova-novncproxy"),
-                  listen=(_listen_on("nova-api", "DEFAULT", "compute",
-                                     "osapi_compute_listen", "osapi_compute_listen_port"),
-                          _listen_on("nova-api", "DEFAULT", "metadata",
-                                     "metadata_listen", "metadata_listen_port")),
                   extra=_nova),
     ServiceConfig("neutron", "etc/neutron/neutron.conf", databases=("neutron",),
                   db_sections=(("database", "neutron"),), db_processes=("neutron-server",),
-                  listen=(_listen_on("neutron-server", "DEFAULT", "network"),),
                   agent_files=(
+                      ("neutron-server", "etc/neutron/plugins/ml2/ml2_conf.ini", _ml2),
                       ("neutron-l3-agent", "etc/neutron/l3_agent.ini", _l3_agent),
                       ("neutron-dhcp-agent", "etc/neutron/dhcp_agent.ini", _dhcp_agent),
                       ("neutron-metadata-agent", "etc/neutron/metadata_agent.ini",
@@ -627,7 +690,10 @@ _CONFIGS = {c.service: c for c in SERVICE_CONFIGS}
 
 
 def _enabled_configs(plan: Plan) -> list[ServiceConfig]:
-    return [_CONFIGS[s] for s in plan.cloud.services if s in _CONFIGS]
+    """The cloud's services, then those the plan adds for them (Placement for Nova)."""
+    services: list[str] = list(plan.cloud.services)
+    services += sorted({p.service for p in plan.processes} - set(services))
+    return [_CONFIGS[s] for s in services if s in _CONFIGS]
 
 
 def service_databases(plan: Plan) -> dict[str, list[str]]:
@@ -678,12 +744,14 @@ def _main_file(view: NodeView) -> IniFile:
         if config.extra is not None:
             config.extra(view, ini)
         return ini
-    _messaging(view, ini)
+    if config.messaging:
+        _messaging(view, ini)
     db_processes = config.db_processes
     if config.db_sections and (db_processes is None
                                or any(p in db_processes for p in view.processes)):
         _database(view, ini)
-    _cache(view, ini)
+    if config.cache:
+        _cache(view, ini)
     api = any(p.frontends for p in plan.processes if p.process in view.processes)
     if config.service != "keystone" and api:
         _keystone_authtoken(view, ini)

@@ -21,13 +21,18 @@ class SizingProfile:
     # Extra Erlang VM flags of RabbitMQ. Schedulers busy-wait by default, which is right on
     # a dedicated host and starves the other VMs when several share two cores.
     rabbitmq_erl_args: str
+    # Worker processes of the OpenStack RPC services (nova-conductor, nova-scheduler,
+    # neutron-rpc-server); None: the service's default (one per CPU).
+    rpc_workers: int | None = None
 
 
 PROFILES: dict[Sizing, SizingProfile] = {
     Sizing.production: SizingProfile("production", galera_gcache_size="1G",
                                      rabbitmq_erl_args=""),
     Sizing.lab: SizingProfile("lab", galera_gcache_size="64M",
-                              rabbitmq_erl_args="+sbwt none +sbwtdcpu none +sbwtdio none"),
+                              rabbitmq_erl_args="+sbwt none +sbwtdcpu none +sbwtdio none",
+                              # Three controllers share two cores: one worker each.
+                              rpc_workers=1),
 }
 
 

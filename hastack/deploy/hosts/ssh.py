@@ -196,9 +196,9 @@ class SshExec:
         result = self.run(["ip", "-4", "-o", "addr", "show"], check=False)
         return {addr for _, addr in _inet(result.stdout)}
 
-    def listening(self) -> set[int]:
+    def listening(self, address: str | None = None) -> set[int]:
         result = self._sh("cat /proc/net/tcp /proc/net/tcp6 2>/dev/null")
-        return listening_ports(result.stdout.decode(errors="replace"))
+        return listening_ports(result.stdout.decode(errors="replace"), address)
 
     def unix_request(self, path: str, request: bytes, timeout: float = 3) -> bytes:
         result = self._ssh(["python3", "-c", _UNIX, path, f"{timeout:g}"],

@@ -144,14 +144,14 @@ class LabExec:
             return set()
         return set(_LOCAL.findall(text))
 
-    def listening(self) -> set[int]:
+    def listening(self, address: str | None = None) -> set[int]:
         ports: set[int] = set()
         for table in ("tcp", "tcp6"):
             try:
                 text = Path(f"/proc/{self.pid}/net/{table}").read_text()
             except OSError:
                 continue
-            ports |= listening_ports(text)
+            ports |= listening_ports(text, address)
         return ports
 
     def unix_request(self, path: str, request: bytes, timeout: float = 3) -> bytes:

@@ -35,7 +35,12 @@ from hastack.deploy.lab.nodes import (
     wait_gone,
     wait_ready,
 )
-from hastack.deploy.lab.programs import programs_on, skipped
+from hastack.deploy.lab.programs import (
+    NOVA_COMPUTE_LAB_CONF,
+    PACKAGE_FILES,
+    programs_on,
+    skipped,
+)
 from hastack.deploy.lab.state import LabRecord, NodeRecord, ProcessRef, RecordStore, state_dir
 from hastack.deploy.lab.supervisor import supervisord_conf
 from hastack.deploy.progress import QuietReporter, Steps
@@ -82,7 +87,28 @@ class Lab:
         for f in files:
             self.files.setdefault(f.node, []).append(f)
         self.files[lab_names.CLIENT] = self._client_files()
+        for node in self.plan.nodes_running("nova-compute"):
+            self.files.setdefault(node, []).append(self._hypervisor_file(node))
+        for process, paths in PACKAGE_FILES.items():
+            for source, target in paths:
+                path = Path(sys.prefix) / source
+                if not path.exists():
+                    continue          # the service is not installed: the lab skips it
+                for node in self.plan.nodes_running(process):
+                    self.files.setdefault(node, []).append(
+                        RenderedFile(node, target, path.read_text(), "package", mode=0o644))
         return written
+
+    def _hypervisor_file(self, node: str) -> RenderedFile:
+        """The lab's hypervisor, over the rendered one: this machine has no KVM (nor any
+        hypervisor nova-compute could drive in a namespace), so nova-compute runs Nova's fake
+        driver, which reports resources to Placement and takes servers to ACTIVE without a
+        guest. Everything else of the compute path (API, conductor, scheduler, Placement,
+        RPC) is the real one."""
+        text = ("# Written by hastack's lab (not rendered from cloud.yaml): the lab's\n"
+                "# hypervisor is Nova's fake driver; real hosts keep the rendered one.\n"
+                "[DEFAULT]\ncompute_driver = fake.FakeDriver\n")
+        return RenderedFile(node, NOVA_COMPUTE_LAB_CONF, text, "lab", mode=0o644)
 
     def _client_files(self) -> list[RenderedFile]:
         """The client is lab machinery, not part of the cloud: it gets a hosts file naming

@@ -33,6 +33,7 @@ import hastack
 from hastack.deploy.lab.exec import LabExec, OfflineDisk
 from hastack.deploy.lab.state import ProcessRef
 from hastack.deploy.lab.supervisor import CONFIG
+from hastack.deploy.systems import python_package_installed
 from hastack.errors import LabError
 
 # Per-node state directories bound over the host's paths: (name in the node dir, path, owner,
@@ -43,9 +44,24 @@ STATE_BINDS: tuple[tuple[str, str, str, int], ...] = (
     ("redis", "/var/lib/redis", "redis", 0o750),
     ("corosync", "/var/lib/corosync", "root", 0o700),
     ("pacemaker", "/var/lib/pacemaker", "root", 0o755),
+    ("nova", "/var/lib/nova", "root", 0o755),
+    ("glance", "/var/lib/glance", "root", 0o755),
+    ("neutron", "/var/lib/neutron", "root", 0o755),
     ("log", "/var/log", "root", 0o755),
     ("tmp", "/tmp", "root", 0o1777),
 )
+# State directories of services installed from PyPI, not from a Debian package: no package
+# made their path on the host, so the lab makes the empty mount point when the service is
+# installed (path -> the Python package).
+PYPI_STATE = {"/var/lib/nova": "nova", "/var/lib/glance": "glance",
+              "/var/lib/neutron": "neutron"}
+# Directories the services expect inside their state directory.
+SERVICE_DIRS = (("nova", "tmp"), ("nova", "instances"), ("glance", "images"),
+                ("glance", "staging"), ("glance", "tasks"), ("neutron", "tmp"))
+# One directory of the state dir bound into every node: Glance's images live on a filesystem
+# that every Glance node shares (the part NFS or CephFS plays between real hosts), so an
+# image uploaded through one node is served by any other.
+SHARED_BINDS = (("glance-images", "/var/lib/glance/images"),)
 # Log directories the daemons expect under the node's /var/log.
 LOG_DIRS: tuple[tuple[str, str], ...] = (
     ("mysql", "mysql"), ("rabbitmq", "rabbitmq"), ("redis", "redis"), ("supervisor", "root"),
@@ -113,14 +129,27 @@ def _chown(path: Path, owner: str) -> None:
     os.chown(path, user.pw_uid, user.pw_gid)
 
 
+def make_pypi_mount_points() -> None:
+    """The host's empty mount points of the PyPI services' state directories (as their
+    Debian packages would make them)."""
+    for path, module in PYPI_STATE.items():
+        if python_package_installed(module):
+            os.makedirs(path, exist_ok=True)
+
+
 def prepare_dirs(dirs: NodeDirs, supervisord_conf: str) -> None:
     """Create the node's state directories (kept across `down`) and its init files."""
+    make_pypi_mount_points()
     dirs.lab.mkdir(parents=True, exist_ok=True)
     for name, _, owner, mode in STATE_BINDS:
         path = dirs.data(name)
         path.mkdir(exist_ok=True)
         _chown(path, owner)
         path.chmod(mode)
+    for parent, name in SERVICE_DIRS:
+        (dirs.data(parent) / name).mkdir(exist_ok=True)
+    for name, _ in SHARED_BINDS:
+        (dirs.root.parent.parent / "shared" / name).mkdir(parents=True, exist_ok=True)
     for name, owner in LOG_DIRS:
         path = dirs.data("log") / name
         path.mkdir(exist_ok=True)
@@ -170,6 +199,9 @@ def init_script(node: str, dirs: NodeDirs, state_root: Path) -> str:
                   f"mount --bind {q(str(path))} /run/hastack/own/{index}"]
     for name, target in binds:
         lines.append(f"mount --bind {inside}/{name} {target}")
+    for name, target in SHARED_BINDS:
+        if any(target.startswith(bound.rstrip("/") + "/") for _, bound in binds):
+            lines.append(f"mount --bind {STATE_IN_NODE}/shared/{name} {target}")
     for index, path in enumerate(hidden):
         lines += [f"mkdir -p {q(str(path))}",
                   f"mount --bind /run/hastack/own/{index} {q(str(path))}"]

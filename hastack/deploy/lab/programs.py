@@ -25,7 +25,21 @@ GALERA_HEALTH_MODULE = "hastack.agents.galera_health"
 RPC_SERVICE_MODULE = "hastack.agents.rpc_service"
 RPC_SERVICE = rpcservice_system.SERVICE
 # Python packages a program needs (pip, in the project's venv): program -> module.
-PYTHON_NEEDS = {"keystone": keystone.PYTHON_PACKAGE, RPC_SERVICE: rpcservice_system.PYTHON_PACKAGE}
+PYTHON_NEEDS = {"keystone": keystone.PYTHON_PACKAGE, RPC_SERVICE: rpcservice_system.PYTHON_PACKAGE,
+                "placement-api": "placement", "glance-api": "glance",
+                "neutron-server": "neutron", "neutron-api": "neutron",
+                "neutron-rpc-server": "neutron",
+                **{p: "nova" for p in ("nova-api", "nova-metadata-api", "nova-conductor",
+                                       "nova-scheduler", "nova-compute")}}
+# Files a wheel ships under <venv>/etc that its service reads from /etc (a Debian package
+# would install them there): process -> (path under the venv, path in the node).
+PACKAGE_FILES = {
+    "glance-api": (("etc/glance/glance-api-paste.ini", "etc/glance/glance-api-paste.ini"),),
+    "nova-api": (("etc/nova/api-paste.ini", "etc/nova/api-paste.ini"),),
+    "neutron-server": (("etc/neutron/api-paste.ini", "etc/neutron/api-paste.ini"),),
+}
+# The lab's hypervisor: Nova's fake driver (this machine has no KVM); see Lab.render.
+NOVA_COMPUTE_LAB_CONF = "etc/nova/nova-compute-lab.conf"
 
 
 @dataclass(frozen=True)
@@ -44,6 +58,28 @@ def _venv_bin(program: str) -> str:
     """A console script installed next to this interpreter (the project's venv), quoted."""
     return shlex.quote(str(Path(sys.executable).parent / program))
 
+
+def _gunicorn(program: str) -> Program:
+    """An OpenStack API under gunicorn, its settings rendered (`render.wsgi`: bind, workers,
+    control socket in the node's /run). Runs as root: the PyPI services have no users of
+    their own here (no Debian package made them), and Keystone's key repositories are
+    root-only."""
+    app = wsgi.BY_PROGRAM[program]
+    return Program(program, f"/bin/sh -c \"mkdir -p {Path(app.control_socket).parent} && "
+                            f"exec {_venv_bin('gunicorn')} --config /{app.conf}\"",
+                   autorestart="true", startsecs=2, stopwaitsecs=15)
+
+
+def _oslo_service(program: str, *config_files: str) -> Program:
+    """An OpenStack RPC service from the venv, reading the rendered files."""
+    files = " ".join(f"--config-file /{f}" for f in config_files)
+    return Program(program, f"{_venv_bin(program)} {files}", autorestart="true",
+                   startsecs=2, stopwaitsecs=15)
+
+
+NOVA_CONF = "etc/nova/nova.conf"
+NEUTRON_CONF = "etc/neutron/neutron.conf"
+ML2_CONF = "etc/neutron/plugins/ml2/ml2_conf.ini"
 
 LAB_PROCESSES: tuple[LabProcess, ...] = (
     LabProcess("haproxy", (
@@ -93,14 +129,17 @@ LAB_PROCESSES: tuple[LabProcess, ...] = (
         # pacemakerd stays in the foreground and starts the cluster daemons itself.
         Program("pacemaker", "/usr/sbin/pacemakerd", startsecs=2, stopwaitsecs=120),
     )),
-    LabProcess("keystone", (
-        # Keystone from PyPI under gunicorn, settings rendered (bind, workers, control socket
-        # in the node's /run). Runs as root: without Debian's keystone package there is no
-        # keystone user, and the key repositories are root-only.
-        Program("keystone", f"/bin/sh -c \"mkdir -p {Path(wsgi.CONTROL_SOCKET).parent} && "
-                            f"exec {_venv_bin('gunicorn')} --config /{wsgi.KEYSTONE_CONF}\"",
-                autorestart="true", startsecs=2, stopwaitsecs=15),
-    )),
+    LabProcess("keystone", (_gunicorn("keystone"),)),
+    LabProcess("placement-api", (_gunicorn("placement-api"),)),
+    LabProcess("glance-api", (_gunicorn("glance-api"),)),
+    LabProcess("nova-api", (_gunicorn("nova-api"), _gunicorn("nova-metadata-api"))),
+    # The API under gunicorn, and the RPC workers the agents talk to.
+    LabProcess("neutron-server", (_gunicorn("neutron-api"),
+                                  _oslo_service("neutron-rpc-server", NEUTRON_CONF, ML2_CONF))),
+    LabProcess("nova-conductor", (_oslo_service("nova-conductor", NOVA_CONF),)),
+    LabProcess("nova-scheduler", (_oslo_service("nova-scheduler", NOVA_CONF),)),
+    LabProcess("nova-compute", (_oslo_service("nova-compute", NOVA_CONF,
+                                              NOVA_COMPUTE_LAB_CONF),)),
 )
 BY_PROCESS = {p.process: p for p in LAB_PROCESSES}
 
@@ -113,7 +152,7 @@ RPC_PROGRAM = Program(RPC_SERVICE, f"{_python()} -m {RPC_SERVICE_MODULE} "
 NOT_RUN = {
     "mongodb": "no Debian 12 package",
 }
-OPENSTACK = "the lab runs Keystone and the RPC service; this OpenStack process is not run yet"
+OPENSTACK = "this OpenStack process is not run by the lab yet"
 
 
 def service_of(process: str) -> str:

@@ -33,14 +33,17 @@ def parallel(func: Callable[[NodeExec], list[str]], nodes: Sequence[NodeExec]) -
         return [a for result in pool.map(func, nodes) for a in result]
 
 
-def wait_listening(node: NodeExec, service: str, port: int, timeout: float) -> None:
-    """Until `service` listens on `port`; fails at once when its manager gave up on it."""
+def wait_listening(node: NodeExec, service: str, port: int, timeout: float,
+                   address: str | None = None) -> None:
+    """Until `service` listens on `port` (on `address`: an API that binds its node's own
+    address, while HAProxy already holds the same port on a VIP); fails at once when its
+    manager gave up on it."""
     def ready() -> bool:
         state = node.services.states().get(service)
         if state in NOT_COMING_UP:
             raise LabError(f"{node.name}: {service} is {state}: "
                            f"{node.services.log_tail(service)}")
-        return port in node.listening()
+        return port in node.listening(address)
     if not wait_until(ready, timeout, 0.1):
         raise LabError(f"{node.name}: {service} not listening on :{port} after {timeout:g} s: "
                        f"{node.services.log_tail(service)}")

@@ -10,10 +10,13 @@ too: one `wsrep_recover` for every caller.
 
 from __future__ import annotations
 
+import configparser
+import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 
 from hastack.deploy.base import FileReader, NodeExec, ServiceState, read_text, wait_until
 from hastack.deploy.recovery import (
@@ -78,6 +81,30 @@ def mysql(node: NodeExec, sql: str, timeout: float = 10, check: bool = True) -> 
     if result.returncode != 0:
         return []
     return [line.split("\t") for line in result.stdout.splitlines()]
+
+
+def direct_database(site: Site, node: NodeExec, override: str,
+                    ini: configparser.ConfigParser, sections: Sequence[str]) -> NodeExec:
+    """Write an oslo.config override into `node` that points `sections`' connection URLs (from
+    the rendered file `ini`) at one Primary Galera member directly, and return that member.
+
+    During a cold bring-up the joiners' state transfers run while the services' schemas are
+    made; HAProxy's Galera check takes the donor out of rotation and cuts its sessions, which
+    can leave a migration half done. A member keeps serving its own connections while it
+    donates, so one-time schema work talks to it directly; the services keep the VIP."""
+    for member in site.members(PROCESS):
+        status = member_status(member)
+        if status.primary and status.state in ("Synced", "Donor/Desynced"):
+            break
+    else:
+        raise LabError("no Primary Galera member to create the schema on")
+    lines = [f"# hastack: one-time schema work on {member.name} directly"]
+    for section in sections:
+        parts = urlsplit(ini[section]["connection"])
+        netloc = parts.netloc.replace(f"@{parts.hostname}:", f"@{member.address.ip}:")
+        lines += [f"[{section}]", f"connection = {urlunsplit(parts._replace(netloc=netloc))}"]
+    node.write(override, ("\n".join(lines) + "\n").encode(), 0o600, "root")
+    return member
 
 
 def member_status(node: NodeExec) -> MemberStatus:
@@ -224,15 +251,20 @@ def start_health(node: NodeExec, site: Site) -> list[str]:
 
 
 def init_sql_once(site: Site, node: NodeExec) -> list[str]:
-    """The rendered accounts and databases, run once per deployment on the Primary `node`
-    (the file is rendered for one member; any member of the component may run it)."""
+    """The rendered accounts and databases, run on the Primary `node` once per version of the
+    file (it is idempotent): a service added to the cloud gets its database and account on
+    the next `up` (the file is rendered for one member; any member may run it)."""
     sql = next((text for name in site.plan.nodes_running(PROCESS)
                 if (text := site.rendered(name, INIT_SQL)) is not None), None)
-    if site.done(INIT_DONE) or sql is None:
+    if sql is None:
+        return []
+    digest = hashlib.sha256(sql.encode()).hexdigest()
+    marker = site.state / INIT_DONE
+    if marker.exists() and digest in marker.read_text():
         return []
     with site.steps.timed(node.name, MARIADB, "init SQL (accounts, databases)"):
         node.run(["mariadb", f"--defaults-file={MY_CNF}", "-uroot"], input=sql, timeout=60)
-    site.mark_done(INIT_DONE, "the bootstrap SQL ran once")
+    site.mark_done(INIT_DONE, f"the init SQL ran (sha256 {digest})")
     return [f"{node.name}: ran the Galera init SQL"]
 
 

@@ -27,7 +27,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from hastack.deploy import fernet
 from hastack.deploy.base import NodeExec
@@ -68,6 +67,74 @@ def url(site: Site, vip: str = "internal", node: str | None = None) -> str:
     host = site.cloud.node(node).ip if node else vips.get(vip, site.cloud.vips.internal)
     tls = node is None and vip == "public" and vip in vips and site.cloud.public_tls
     return f"{'https' if tls else 'http'}://{host}:{site.plan.port(PROCESS, 'identity')}/v3"
+
+
+def api_url(site: Site, process: str, port_name: str, path: str = "",
+            vip: str = "internal") -> str:
+    """http(s)://<VIP>:<the API's port><path>: https on the public VIP when HAProxy
+    terminates TLS there; an API with no public frontend answers on the internal VIP only."""
+    vips = dict(site.cloud.vips.items())
+    public = vip == "public" and "public" in vips and any(
+        "public" in f.vips for f in site.plan.frontends if f.process == process)
+    host = vips["public"] if public else site.cloud.vips.internal
+    tls = public and site.cloud.public_tls
+    return f"{'https' if tls else 'http'}://{host}:{site.plan.port(process, port_name)}{path}"
+
+
+# --- registering the other services -------------------------------------------------------
+
+# Runs on the client with the admin's clouds.yaml; reads its request on stdin (the password
+# never appears in a process list). Idempotent: finds before it creates, updates what differs.
+_REGISTER = """
+import json, sys
+import openstack
+r = json.load(sys.stdin)
+conn = openstack.connect(cloud=r["cloud"])
+idn = conn.identity
+domain = idn.find_domain("default") or idn.find_domain("Default")
+project = idn.find_project("service", domain_id=domain.id) or \
+    idn.create_project(name="service", domain_id=domain.id, description="Service users")
+user = idn.find_user(r["user"], domain_id=domain.id)
+if user is None:
+    user = idn.create_user(name=r["user"], password=r["password"], domain_id=domain.id)
+else:
+    idn.update_user(user, password=r["password"])
+# admin, and `service`: a service's token passed along with a user's (X-Service-Token) is
+# accepted by the other services' keystonemiddleware only with the service role.
+for role in ("admin", "service"):
+    found = idn.find_role(role) or idn.create_role(name=role)
+    idn.assign_project_role_to_user(project, user, found)
+service = next((s for s in idn.services() if s.type == r["type"]), None) or \
+    idn.create_service(name=r["user"], type=r["type"], description=r["description"])
+for interface, url in r["urls"].items():
+    found = [e for e in idn.endpoints(service_id=service.id, interface=interface)
+             if e.region_id == r["region"]]
+    if not found:
+        idn.create_endpoint(service_id=service.id, interface=interface, url=url,
+                            region_id=r["region"])
+    elif found[0].url != url:
+        idn.update_endpoint(found[0], url=url)
+print("ok")
+"""
+
+
+def register_service(site: Site, user: str, password: str, service_type: str,
+                     description: str, urls: dict[str, str]) -> None:
+    """A service's Keystone user (admin in project `service`), its catalog entry and its
+    endpoints, through the VIP as the admin, from the client."""
+    if site.client is None:
+        raise LabError(f"registering {user} in Keystone needs the client node")
+    request = json.dumps({"cloud": CLOUD_NAME, "user": user, "password": password,
+                          "type": service_type, "description": description, "urls": urls,
+                          "region": REGION})
+    last = ""
+    for _ in range(MANAGE_ATTEMPTS):
+        result = site.client.run([sys.executable, "-c", _REGISTER], input=request,
+                                 timeout=MANAGE_TIMEOUT_S, check=False)
+        if result.returncode == 0:
+            return
+        last = " | ".join((result.stderr or result.stdout).strip().splitlines()[-2:])
+    raise LabError(f"registering {user} ({service_type}) in Keystone failed: {last}")
 
 
 # --- keys --------------------------------------------------------------------------------
@@ -164,28 +231,10 @@ def _write_local(path: Path, data: bytes, mode: int) -> bool:
 
 
 def _direct_database(site: Site, node: NodeExec) -> NodeExec:
-    """Write a keystone-manage override into `node` that reaches one Primary Galera member
-    directly, and return that member.
-
-    During a cold bring-up the joiners' state transfers run while Keystone's schema is made;
-    HAProxy's Galera check takes the donor out of rotation and cuts its sessions, which
-    leaves the one-revision initial migration half done (tables exist, no version: every
-    rerun fails). A member keeps serving its own connections while it donates, so the
-    one-time migration and bootstrap talk to it directly; the services keep the VIP."""
-    for member in site.members(galera.PROCESS):
-        status = galera.member_status(member)
-        if status.primary and status.state in ("Synced", "Donor/Desynced"):
-            break
-    else:
-        raise LabError("Keystone: no Primary Galera member to create the schema on")
+    """keystone-manage's override: Keystone's database on one Primary member directly."""
     ini = configparser.ConfigParser(interpolation=None)
     ini.read_string(site.rendered(node.name, KEYSTONE_CONF) or "")
-    parts = urlsplit(ini["database"]["connection"])
-    netloc = parts.netloc.replace(f"@{parts.hostname}:", f"@{member.address.ip}:")
-    direct = urlunsplit(parts._replace(netloc=netloc))
-    node.write(MANAGE_OVERRIDE, f"# hastack: one-time schema work on {member.name} directly\n"
-                                f"[database]\nconnection = {direct}\n".encode(), 0o600, "root")
-    return member
+    return galera.direct_database(site, node, MANAGE_OVERRIDE, ini, ["database"])
 
 
 def _reset_database(member: NodeExec) -> None:
@@ -281,7 +330,7 @@ def bring_up(site: Site) -> list[str]:
         with site.steps.timed(node.name, SERVICE, "start gunicorn"):
             node.services.start(SERVICE)
         with site.steps.timed(node.name, SERVICE, f"listening on :{port}"):
-            wait_listening(node, SERVICE, port, START_TIMEOUT_S)
+            wait_listening(node, SERVICE, port, START_TIMEOUT_S, str(node.address.ip))
         return [f"{node.name}: started keystone"]
 
     # gunicorn answers /v3 without the database: start it while the schema is made.

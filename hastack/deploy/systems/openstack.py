@@ -1,0 +1,366 @@
+"""The OpenStack services behind Keystone — Placement, Glance, Nova — as data, and one
+bring-up for all of them.
+
+Stage 5 (deploy), written only against `NodeExec`. Each service is a row of `SERVICES`:
+
+- its user, service and endpoints in Keystone (`keystone.register_service`, once, on the
+  VIPs), with the password its rendered files carry;
+- its one-time schema commands (`placement-manage db sync`, `nova-manage api_db sync`, the
+  cell mappings, ...) run once per deployment on the first node, against one Primary Galera
+  member directly (`galera.direct_database`: a cold bring-up's state transfers take the donor
+  out of HAProxy and would cut a migration half-way);
+- its programs started on every node the plan places them, the APIs until they listen.
+
+Nova's compute nodes are mapped to the cell once their nova-compute has registered
+(`nova-manage cell_v2 discover_hosts`), so the first server can be scheduled at once; the
+scheduler keeps discovering new ones (`discover_hosts_in_cells_interval`, rendered).
+"""
+
+from __future__ import annotations
+
+import configparser
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from hastack.deploy.base import NodeExec
+from hastack.deploy.files import read_secrets
+from hastack.deploy.site import Site, running
+from hastack.deploy.systems import (
+    galera,
+    keystone,
+    parallel,
+    python_package_installed,
+    wait_listening,
+)
+from hastack.errors import LabError
+from hastack.render import wsgi
+
+START_TIMEOUT_S = 120
+MANAGE_TIMEOUT_S = 300
+MANAGE_ATTEMPTS = 3
+DISCOVER_TIMEOUT_S = 120
+MANAGE_OVERRIDE = "/run/hastack/{service}-manage.conf"
+
+# A command's arguments may name values of the rendered file: {section.option}, or
+# {section.option@database} for that connection URL with another database name.
+Args = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    type: str
+    process: str          # the API's catalog process: its frontend's port
+    port_name: str
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class OpenStackService:
+    name: str                          # Keystone user, config directory, Python package
+    package: str                       # the Python package it runs from
+    conf: str                          # its main rendered file
+    manage: str                        # its schema tool
+    schema: tuple[Args, ...]           # one-time commands, in order
+    endpoint: Endpoint
+    description: str
+    # Catalog processes on the controllers, in start order; `late` ones start after the
+    # others answer (nova-compute needs the conductors).
+    processes: tuple[str, ...]
+    late: tuple[str, ...] = ()
+
+    def installed(self) -> bool:
+        return python_package_installed(self.package)
+
+
+SERVICES: tuple[OpenStackService, ...] = (
+    OpenStackService(
+        "placement", "placement", "/etc/placement/placement.conf", "placement-manage",
+        (("db", "sync"),), Endpoint("placement", "placement-api", "placement"),
+        "Placement API", ("placement-api",)),
+    OpenStackService(
+        "glance", "glance", "/etc/glance/glance-api.conf", "glance-manage",
+        (("db_sync",),), Endpoint("image", "glance-api", "image"), "Image service",
+        ("glance-api",)),
+    OpenStackService(
+        "neutron", "neutron", "/etc/neutron/neutron.conf", "neutron-db-manage",
+        (("upgrade", "heads"),), Endpoint("network", "neutron-server", "network"),
+        "Networking service", ("neutron-server",)),
+    OpenStackService(
+        "nova", "nova", "/etc/nova/nova.conf", "nova-manage",
+        (("api_db", "sync"),
+         # cell0 and cell1 record the URLs the services use (the VIP), not the override's.
+         ("cell_v2", "map_cell0", "--database_connection",
+          "{database.connection@nova_cell0}"),
+         ("cell_v2", "create_cell", "--name", "cell1", "--verbose",
+          "--database_connection", "{database.connection}",
+          "--transport-url", "{DEFAULT.transport_url}"),
+         ("db", "sync")),
+        Endpoint("compute", "nova-api", "compute", "/v2.1"), "Compute service",
+        ("nova-api", "nova-conductor", "nova-scheduler"), late=("nova-compute",)),
+)
+BY_NAME = {s.name: s for s in SERVICES}
+
+
+# Catalog processes that are several programs on a node, in start order (an API serving two
+# applications; Neutron's API and its RPC workers).
+PROGRAMS = {"nova-api": ("nova-api", "nova-metadata-api"),
+            "neutron-server": ("neutron-api", "neutron-rpc-server")}
+
+
+def programs_of(process: str) -> tuple[str, ...]:
+    """The node programs of a catalog process."""
+    return PROGRAMS.get(process, (process,))
+
+
+def services_of(service: OpenStackService) -> tuple[str, ...]:
+    return tuple(p for process in (*service.processes, *service.late)
+                 for p in programs_of(process))
+
+
+# --- the rendered file ---------------------------------------------------------------------
+
+
+def _ini(site: Site, node: str, path: str) -> configparser.ConfigParser:
+    ini = configparser.ConfigParser(interpolation=None)
+    ini.read_string(site.rendered(node, path) or "")
+    return ini
+
+
+def expand(args: Args, ini: configparser.ConfigParser) -> list[str]:
+    """A command's arguments with {section.option} (and {…@database}) filled in."""
+    out = []
+    for arg in args:
+        if arg.startswith("{") and arg.endswith("}"):
+            ref, _, database = arg[1:-1].partition("@")
+            section, _, option = ref.partition(".")
+            value = ini.get(section, option, fallback=None)
+            if value is None:
+                raise LabError(f"[{section}] {option} is not in the rendered file")
+            if database:
+                base, _, query = value.partition("?")
+                value = base.rsplit("/", 1)[0] + f"/{database}" + (f"?{query}" if query else "")
+            arg = value
+        out.append(arg)
+    return out
+
+
+def db_sections(ini: configparser.ConfigParser) -> list[str]:
+    return [s for s in ini.sections() if "connection" in ini[s] and s.endswith("database")]
+
+
+# --- one-time schema work --------------------------------------------------------------------
+
+
+def _manage(site: Site, service: OpenStackService, node: NodeExec, args: Args,
+            override: str) -> None:
+    ini = _ini(site, node.name, service.conf)
+    argv = [str(Path(sys.executable).parent / service.manage), "--config-file", service.conf,
+            "--config-file", override, *expand(args, ini)]
+    last = ""
+    for _ in range(MANAGE_ATTEMPTS):
+        try:
+            result = node.run(argv, timeout=MANAGE_TIMEOUT_S, check=False)
+        except LabError as exc:        # did not finish in time
+            last = str(exc)
+            continue
+        if result.returncode == 0:
+            return
+        last = " | ".join((result.stderr or result.stdout).strip().splitlines()[-3:])
+        time.sleep(2)
+    raise LabError(f"{node.name}: {service.manage} {' '.join(args[:2])} failed: {last}")
+
+
+def _schema(site: Site, service: OpenStackService, node: NodeExec) -> list[str]:
+    todo = [(i, args) for i, args in enumerate(service.schema)
+            if not site.done(f"{service.name}-schema-{i}.done")]
+    if not todo:
+        return []
+    ini = _ini(site, node.name, service.conf)
+    override = MANAGE_OVERRIDE.format(service=service.name)
+    member = galera.direct_database(site, node, override, ini, db_sections(ini))
+    actions = []
+    for i, args in todo:
+        what = f"{service.manage} {' '.join(args[:2])}"
+        with site.steps.timed(node.name, service.name, f"{what} (on {member.name})"):
+            _manage(site, service, node, args, override)
+        site.mark_done(f"{service.name}-schema-{i}.done", f"{what} ran once")
+        actions.append(f"{node.name}: {what}")
+    return actions
+
+
+# --- Keystone --------------------------------------------------------------------------------
+
+
+def _register(site: Site, service: OpenStackService) -> list[str]:
+    marker = f"{service.name}-keystone.done"
+    if site.done(marker):
+        return []
+    password = read_secrets(site.state).get(f"service_{service.name}")
+    if password is None:
+        raise LabError(f"no 'service_{service.name}' secret in {site.state}: render first")
+    e = service.endpoint
+    urls = {iface: keystone.api_url(site, e.process, e.port_name, e.path, vip)
+            for iface, vip in (("internal", "internal"), ("admin", "internal"),
+                               ("public", "public"))}
+    with site.steps.timed("-", service.name, "Keystone user, service, endpoints"):
+        keystone.register_service(site, service.name, str(password), e.type,
+                                  service.description, urls)
+    site.mark_done(marker, f"{service.name} registered in Keystone")
+    return [f"registered {service.name} ({e.type}) in Keystone: {urls['internal']}"]
+
+
+# --- bring-up --------------------------------------------------------------------------------
+
+
+def _start(site: Site, process: str) -> Callable[[NodeExec], list[str]]:
+    def start(node: NodeExec) -> list[str]:
+        actions = []
+        for program in programs_of(process):
+            if running(node, program):
+                continue
+            with site.steps.timed(node.name, program, "start"):
+                node.services.start(program)
+            app = wsgi.BY_PROGRAM.get(program)
+            if app is not None:
+                port = site.plan.port(app.process, app.port_name)
+                with site.steps.timed(node.name, program, f"listening on :{port}"):
+                    wait_listening(node, program, port, START_TIMEOUT_S,
+                                   str(node.address.ip))
+            actions.append(f"{node.name}: started {program}")
+        return actions
+    return start
+
+
+def bring_up(site: Site, name: str) -> list[str]:
+    """One service: Keystone registration, schema once, then its programs everywhere."""
+    service = BY_NAME[name]
+    controllers = [n for p in service.processes for n in site.members(p)]
+    if not controllers or not service.installed():
+        return []
+    actions = _register(site, service)
+    actions += _schema(site, service, controllers[0])
+    # One process at a time on every node: the lab's two cores are the limit, and starting
+    # all of Nova at once made each import slower, not the whole sooner (measured).
+    for process in service.processes:
+        actions += parallel(_start(site, process), site.members(process))
+    for process in service.late:
+        stopped = [n for n in site.members(process)
+                   if not all(running(n, p) for p in programs_of(process))]
+        if not stopped:
+            continue
+        if process == "nova-compute":
+            # A nova-compute that asks before a conductor consumes waits out an RPC timeout.
+            _await_reports(site, controllers[0], "nova-conductor")
+        started = parallel(_start(site, process), stopped)
+        actions += started
+        if started and process == "nova-compute":
+            actions += _discover_hosts(site, service, controllers[0], site.members(process))
+    return actions
+
+
+def starter(name: str) -> Callable[[Site], list[str]]:
+    return lambda site: bring_up(site, name)
+
+
+def _await_reports(site: Site, node: NodeExec, binary: str) -> None:
+    """Until every reachable node that runs `binary` has a fresh row in Nova's services."""
+    wanted = {n.name for n in site.members(binary)}
+    deadline = time.monotonic() + START_TIMEOUT_S
+    with site.steps.timed(node.name, binary, "reporting in Nova's services"):
+        while time.monotonic() < deadline:
+            reported = {s.host for s in compute_services(site) or () if s.binary == binary
+                        and s.up}
+            if wanted <= reported:
+                return
+            time.sleep(0.5)
+    raise LabError(f"{binary} on {', '.join(sorted(wanted - reported))} never reported in "
+                   f"Nova's services within {START_TIMEOUT_S} s (see its log)")
+
+
+_COMPUTE_NODES_SQL = "SELECT host FROM nova.compute_nodes WHERE deleted = 0"
+_HOST_MAPPINGS_SQL = "SELECT host FROM nova_api.host_mappings"
+
+
+def _hosts(site: Site, sql: str) -> set[str]:
+    """One column of host names, read on the first Galera member that answers."""
+    for member in site.members(galera.PROCESS):
+        try:
+            return {row[0] for row in galera.mysql(member, sql)}
+        except LabError:
+            continue
+    return set()
+
+
+def _discover_hosts(site: Site, service: OpenStackService, node: NodeExec,
+                    computes: list[NodeExec]) -> list[str]:
+    """Map the compute nodes to cell1 as soon as each nova-compute has recorded its compute
+    node (its first resource report): `nova-manage cell_v2 discover_hosts` maps only those,
+    and each run costs an import of Nova, so it runs once they are all there."""
+    tool = str(Path(sys.executable).parent / service.manage)
+    wanted = {n.name for n in computes}
+    deadline = time.monotonic() + DISCOVER_TIMEOUT_S
+    with site.steps.timed(node.name, service.name, "map compute nodes to cell1"):
+        while time.monotonic() < deadline:
+            if wanted <= _hosts(site, _HOST_MAPPINGS_SQL):
+                return [f"mapped {', '.join(sorted(wanted))} to cell1"]
+            if wanted <= _hosts(site, _COMPUTE_NODES_SQL):
+                node.run([tool, "--config-file", service.conf, "cell_v2", "discover_hosts"],
+                         timeout=MANAGE_TIMEOUT_S, check=False)
+                continue
+            time.sleep(1)
+    recorded = _hosts(site, _COMPUTE_NODES_SQL)
+    missing = sorted(wanted - _hosts(site, _HOST_MAPPINGS_SQL))
+    why = ("discover_hosts did not map them" if set(missing) <= recorded
+           else f"no compute node record from {', '.join(sorted(set(missing) - recorded))}")
+    raise LabError(f"nova-compute on {', '.join(missing)} not mapped to a cell after "
+                   f"{DISCOVER_TIMEOUT_S} s: {why} (see its log)")
+
+
+# --- health ------------------------------------------------------------------------------
+
+# Nova's own rule (its database servicegroup driver): a service is up while its last report
+# is younger than service_down_time (nova's default; the lab does not change it).
+SERVICE_DOWN_TIME_S = 60
+# The RPC services (the APIs' rows are written once at start and never report).
+RPC_BINARIES = ("nova-conductor", "nova-scheduler", "nova-compute")
+_SERVICES_SQL = ("SELECT host, `binary`, disabled, TIMESTAMPDIFF(SECOND, updated_at, "
+                 "UTC_TIMESTAMP()) FROM nova.services WHERE deleted = 0 AND `binary` IN ("
+                 + ", ".join(f"'{b}'" for b in RPC_BINARIES) + ") ORDER BY `binary`, host")
+
+
+@dataclass(frozen=True)
+class ComputeService:
+    host: str
+    binary: str
+    disabled: bool
+    age_s: int | None              # since its last report; None: never reported
+
+    @property
+    def up(self) -> bool:
+        return self.age_s is not None and self.age_s <= SERVICE_DOWN_TIME_S
+
+    def to_json(self) -> dict[str, object]:
+        return {"host": self.host, "binary": self.binary, "disabled": self.disabled,
+                "up": self.up, "last_report_s": self.age_s}
+
+
+def parse_services(rows: list[list[str]]) -> tuple[ComputeService, ...]:
+    return tuple(ComputeService(host, binary, disabled == "1",
+                                int(age) if age not in ("", "NULL") else None)
+                 for host, binary, disabled, age in rows)
+
+
+def compute_services(site: Site) -> tuple[ComputeService, ...] | None:
+    """Nova's services as `openstack compute service list` shows them, read from cell1's
+    database on a Synced Galera member (None when Nova does not run or no member answers)."""
+    if not site.plan.runs("nova-conductor") or not BY_NAME["nova"].installed():
+        return None
+    for member in site.members(galera.PROCESS):
+        try:
+            return parse_services(galera.mysql(member, _SERVICES_SQL))
+        except LabError:
+            continue
+    return None
