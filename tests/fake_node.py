@@ -58,6 +58,8 @@ PORTS: dict[str, tuple[str, str | None]] = {
     "rabbitmq": ("rabbitmq", "amqp"), "memcached": ("memcached", None),
     "redis": ("redis", None), "redis-sentinel": ("redis-sentinel", None),
 }
+SCHEMA_TOOLS = {"placement-manage": "placement", "glance-manage": "glance",
+                "neutron-db-manage": "neutron", "nova-manage": "nova"}
 # Every WSGI API listens on its catalog port (keystone, placement-api, nova-api, ...).
 PORTS.update({app.program: (app.process, app.port_name) for app in wsgi.APPS})
 
@@ -243,6 +245,7 @@ class World:
         self.booting: dict[str, int] = {}          # node -> listening() polls until it listens
         self.boot_polls = 1
         self.strays: set[str] = set()
+        self.schemas: set[str] = set()              # databases a schema tool has filled
         # Nova: the compute hosts discover_hosts has mapped to cell1
         self.mapped: set[str] = set()
         # HAProxy: (load balancer, back end, server) -> state set through the admin socket
@@ -334,6 +337,10 @@ class World:
     # --- commands ---------------------------------------------------------------------------
     def execute(self, node: FakeNode, argv: list[str]) -> subprocess.CompletedProcess[str]:
         program = Path(argv[0]).name
+        if program.startswith("python") and len(argv) > 1 and argv[1].endswith(
+                tuple(f"/bin/{tool}" for tool in SCHEMA_TOOLS)):
+            argv = argv[1:]                       # a console script run through the link
+            program = Path(argv[0]).name
         if program == "mariadb-install-db":
             node.dirs.add(f"{galera.DATADIR}/mysql")
         elif program == "mariadb":
@@ -347,6 +354,9 @@ class World:
                     f"{n}\t{b}\t0\t0\n" for b in ("nova-conductor", "nova-scheduler",
                                                    "nova-compute")
                     for n in self.nodes if self.running(n, b)))
+            if "information_schema.tables" in sql:   # made by the service's schema tool
+                database = sql.split("table_schema = '")[1].split("'")[0]
+                return completed(stdout="1\n" if database in self.schemas else "0\n")
             if "nova.compute_nodes" in sql:          # a nova-compute records its node at start
                 return completed(stdout="".join(f"{n}\n" for n in self._computes()))
             if "nova_api.host_mappings" in sql:
@@ -362,6 +372,8 @@ class World:
                                                  if a not in ("--formatter", "json")])
         elif program == "nova-manage" and argv[-2:] == ["cell_v2", "discover_hosts"]:
             self.mapped |= set(self._computes())
+        elif program in SCHEMA_TOOLS:
+            self.schemas.add(SCHEMA_TOOLS[program])
         return completed()
 
     def _computes(self) -> list[str]:

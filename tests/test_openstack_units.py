@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import configparser
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -184,3 +185,25 @@ def test_a_nova_service_that_stopped_reporting_is_named_with_its_last_report() -
         "Nova: nova-compute on cmp1 is down (last report 75 s ago)"]
     nodes["cmp1"] = NodeView(False, {})                   # a dead node is NODE_DOWN's to say
     assert health._compute_anomalies(world.site, nodes, parse_services(rows)) == []
+
+
+def test_processes_retired_upstream_are_skipped_with_when_and_what_replaced_them() -> None:
+    from hastack.deploy.lab.programs import skipped
+
+    reasons = {process: reason for process, _, reason in skipped(example_plan("demo"))}
+    assert reasons["nova-cert"] == ("retired upstream (removed in Nova 16.0.0, Pike, with the "
+                                    "EC2 API it served)")
+    assert reasons["glance-registry"].startswith("retired upstream (removed in Glance 20.0.0")
+    assert reasons["heat-engine"] == "this OpenStack process is not run by the lab yet"
+
+
+def test_tools_run_through_a_link_without_spaces_when_the_venv_path_has_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    world = World(example_plan("demo"), {}, Path("/nonexistent"))
+    node = world.nodes["ctl1"]
+    monkeypatch.setattr(sys, "executable", "/srv/my clone/.venv/bin/python")
+    assert openstack.tool_argv(node, "neutron-db-manage") == [
+        f"{openstack.VENV_LINK}/bin/python", f"{openstack.VENV_LINK}/bin/neutron-db-manage"]
+    assert ("ctl1", "run", f"ln -sfn '/srv/my clone/.venv' {openstack.VENV_LINK}") in world.log
+    monkeypatch.setattr(sys, "executable", "/opt/hastack/.venv/bin/python")
+    assert openstack.tool_argv(node, "nova-manage") == ["/opt/hastack/.venv/bin/nova-manage"]

@@ -108,6 +108,9 @@ class ProcessSpec(_Data):
     cluster: str | None = None
     client_list: str | None = None
     seeds: tuple[SeedNote, ...] = ()
+    # Removed upstream since the reference documents were written: when, and what replaced
+    # it. Still planned and rendered (the documents' architecture), never run.
+    retired: str | None = None
 
     def needs_pacemaker_cluster(self) -> bool:
         return bool(self.enabled_when and self.enabled_when.pacemaker_cluster)

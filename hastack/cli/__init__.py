@@ -382,6 +382,8 @@ def print_catalog(data: Any) -> None:
         for s in p.seeds:
             dim(f"{reference(s.seed).short}: "
                 + " ".join(x for x in (s.mode, s.strategy, s.note) if x))
+        if p.retired:
+            dim(f"retired upstream: {p.retired}")
 
 
 # --- render -----------------------------------------------------------------------------------

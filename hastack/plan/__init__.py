@@ -70,6 +70,7 @@ class PlannedProcess:
     cluster: str | None
     seeds: tuple[SeedNote, ...]
     frontends: tuple[Frontend, ...] = ()
+    retired: str | None = None          # removed upstream (catalog): never run
 
     @property
     def active_node(self) -> str | None:
@@ -403,7 +404,7 @@ def _planned(cloud: Cloud, e: _Effective, clusters: dict[str, Cluster],
     return PlannedProcess(
         service=spec.service, process=spec.process, mode=e.mode, strategy=e.strategy,
         nodes=e.nodes, ports=spec.ports, health=spec.health, guards=guards,
-        cluster=spec.cluster, seeds=spec.seeds, frontends=frontends,
+        cluster=spec.cluster, seeds=spec.seeds, frontends=frontends, retired=spec.retired,
     )
 
 

@@ -192,7 +192,11 @@ def skipped(plan: Plan) -> list[tuple[str, str, str]]:
             if not python_available(p.process):
                 rows.append((p.process, ",".join(p.nodes), _not_installed(p.process)))
             continue
-        reason = NOT_RUN.get(p.process, OPENSTACK if p.service != "support" else "not supported")
+        if p.retired:
+            reason = f"retired upstream ({p.retired})"
+        else:
+            reason = NOT_RUN.get(p.process,
+                                 OPENSTACK if p.service != "support" else "not supported")
         rows.append((p.process, ",".join(p.nodes), reason))
     return rows
 

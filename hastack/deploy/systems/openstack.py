@@ -70,6 +70,9 @@ class OpenStackService:
     # others answer (nova-compute needs the conductors).
     processes: tuple[str, ...]
     late: tuple[str, ...] = ()
+    # A table the schema commands make ("database.table"): a tool that exits 0 having made
+    # nothing is caught here, not by the first API request.
+    made: str = ""
 
     def installed(self) -> bool:
         return python_package_installed(self.package)
@@ -79,15 +82,15 @@ SERVICES: tuple[OpenStackService, ...] = (
     OpenStackService(
         "placement", "placement", "/etc/placement/placement.conf", "placement-manage",
         (("db", "sync"),), Endpoint("placement", "placement-api", "placement"),
-        "Placement API", ("placement-api",)),
+        "Placement API", ("placement-api",), made="placement.resource_providers"),
     OpenStackService(
         "glance", "glance", "/etc/glance/glance-api.conf", "glance-manage",
         (("db_sync",),), Endpoint("image", "glance-api", "image"), "Image service",
-        ("glance-api",)),
+        ("glance-api",), made="glance.images"),
     OpenStackService(
         "neutron", "neutron", "/etc/neutron/neutron.conf", "neutron-db-manage",
         (("upgrade", "heads"),), Endpoint("network", "neutron-server", "network"),
-        "Networking service", ("neutron-server",)),
+        "Networking service", ("neutron-server",), made="neutron.ml2_vxlan_allocations"),
     OpenStackService(
         "nova", "nova", "/etc/nova/nova.conf", "nova-manage",
         (("api_db", "sync"),
@@ -99,7 +102,8 @@ SERVICES: tuple[OpenStackService, ...] = (
           "--transport-url", "{DEFAULT.transport_url}"),
          ("db", "sync")),
         Endpoint("compute", "nova-api", "compute", "/v2.1"), "Compute service",
-        ("nova-api", "nova-conductor", "nova-scheduler"), late=("nova-compute",)),
+        ("nova-api", "nova-conductor", "nova-scheduler"), late=("nova-compute",),
+        made="nova.instances"),
 )
 BY_NAME = {s.name: s for s in SERVICES}
 
@@ -153,11 +157,27 @@ def db_sections(ini: configparser.ConfigParser) -> list[str]:
 
 # --- one-time schema work --------------------------------------------------------------------
 
+# Neutron hands alembic its migration directories joined by spaces, so under a venv whose
+# path has a space it finds no migration and says OK. Tools then run through a link to the
+# venv (in the node's own /run) whose path has none.
+VENV_LINK = "/run/hastack/venv"
+
+
+def tool_argv(node: NodeExec, tool: str) -> list[str]:
+    """The command line of one of the venv's console scripts on `node`."""
+    venv = Path(sys.executable).parent.parent
+    if not any(c.isspace() for c in str(venv)):
+        return [str(venv / "bin" / tool)]
+    node.run(["mkdir", "-p", str(Path(VENV_LINK).parent)])
+    node.run(["ln", "-sfn", str(venv), VENV_LINK])
+    # The script is a sh/Python polyglot (pip's form for paths with spaces): Python runs it.
+    return [f"{VENV_LINK}/bin/python", f"{VENV_LINK}/bin/{tool}"]
+
 
 def _manage(site: Site, service: OpenStackService, node: NodeExec, args: Args,
             override: str) -> None:
     ini = _ini(site, node.name, service.conf)
-    argv = [str(Path(sys.executable).parent / service.manage), "--config-file", service.conf,
+    argv = [*tool_argv(node, service.manage), "--config-file", service.conf,
             "--config-file", override, *expand(args, ini)]
     last = ""
     for _ in range(MANAGE_ATTEMPTS):
@@ -186,9 +206,22 @@ def _schema(site: Site, service: OpenStackService, node: NodeExec) -> list[str]:
         what = f"{service.manage} {' '.join(args[:2])}"
         with site.steps.timed(node.name, service.name, f"{what} (on {member.name})"):
             _manage(site, service, node, args, override)
+        if i == len(service.schema) - 1:
+            _check_made(service, member)
         site.mark_done(f"{service.name}-schema-{i}.done", f"{what} ran once")
         actions.append(f"{node.name}: {what}")
     return actions
+
+
+def _check_made(service: OpenStackService, member: NodeExec) -> None:
+    if not service.made:
+        return
+    database, table = service.made.split(".")
+    rows = galera.mysql(member, "SELECT COUNT(*) FROM information_schema.tables WHERE "
+                                f"table_schema = '{database}' AND table_name = '{table}'")
+    if rows != [["1"]]:
+        raise LabError(f"{member.name}: {service.manage} {' '.join(service.schema[-1][:2])} "
+                       f"exited 0 but made no table {service.made}")
 
 
 # --- Keystone --------------------------------------------------------------------------------
@@ -299,7 +332,7 @@ def _discover_hosts(site: Site, service: OpenStackService, node: NodeExec,
     """Map the compute nodes to cell1 as soon as each nova-compute has recorded its compute
     node (its first resource report): `nova-manage cell_v2 discover_hosts` maps only those,
     and each run costs an import of Nova, so it runs once they are all there."""
-    tool = str(Path(sys.executable).parent / service.manage)
+    tool = tool_argv(node, service.manage)
     wanted = {n.name for n in computes}
     deadline = time.monotonic() + DISCOVER_TIMEOUT_S
     with site.steps.timed(node.name, service.name, "map compute nodes to cell1"):
@@ -307,7 +340,7 @@ def _discover_hosts(site: Site, service: OpenStackService, node: NodeExec,
             if wanted <= _hosts(site, _HOST_MAPPINGS_SQL):
                 return [f"mapped {', '.join(sorted(wanted))} to cell1"]
             if wanted <= _hosts(site, _COMPUTE_NODES_SQL):
-                node.run([tool, "--config-file", service.conf, "cell_v2", "discover_hosts"],
+                node.run([*tool, "--config-file", service.conf, "cell_v2", "discover_hosts"],
                          timeout=MANAGE_TIMEOUT_S, check=False)
                 continue
             time.sleep(1)
