@@ -104,10 +104,13 @@ class Lab:
         hypervisor nova-compute could drive in a namespace), so nova-compute runs Nova's fake
         driver, which reports resources to Placement and takes servers to ACTIVE without a
         guest. Everything else of the compute path (API, conductor, scheduler, Placement,
-        RPC) is the real one."""
+        RPC) is the real one. The variant without fake nodes: like a real single-node driver
+        it keeps its node identity in state_path/compute_id, and since Antelope nova-compute
+        refuses to start again without that file (the plain FakeDriver writes none, so a
+        restarted nova-compute never came back)."""
         text = ("# Written by hastack's lab (not rendered from cloud.yaml): the lab's\n"
                 "# hypervisor is Nova's fake driver; real hosts keep the rendered one.\n"
-                "[DEFAULT]\ncompute_driver = fake.FakeDriver\n")
+                "[DEFAULT]\ncompute_driver = fake.FakeDriverWithoutFakeNodes\n")
         return RenderedFile(node, NOVA_COMPUTE_LAB_CONF, text, "lab", mode=0o644)
 
     def _client_files(self) -> list[RenderedFile]:
