@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,11 @@ def require_program(name: str) -> str:
 @pytest.fixture(params=EXAMPLE_NAMES)
 def example_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_demo_lab_torn_down() -> Iterator[None]:
+    """Whatever happens, the shared demo lab (tests.labs) does not outlive the session."""
+    yield
+    from tests.labs import down_shared_demo
+    down_shared_demo()

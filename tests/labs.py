@@ -1,5 +1,6 @@
-"""A private lab for one test module: a copy of a bundled example under its own name and
-subnet, in its own state root, always torn down (also after a failure or Ctrl-C)."""
+"""Labs for the acceptance tests: a private lab for one test module (a copy of a bundled
+example under its own name and subnet, in its own state root), and one demo lab shared by
+the modules that can share it; always torn down (also after a failure or Ctrl-C)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from hastack.deploy import lab
@@ -43,3 +45,66 @@ def private_lab(example: str, name: str, subnet: str) -> Iterator[tuple[Cloud, s
         with contextlib.suppress(OSError):
             os.remove(cloud_file)
             os.rmdir(root)
+
+
+# --- one demo lab shared by the modules that only use it (chaos, Keystone, the demo's own) ---
+# A demo bring-up costs over two minutes of the CI budget; these modules leave the lab
+# healthy (every scenario heals), so they share one. The lab stays up between them; each
+# module points HASTACK_STATE_DIR at its root only while it runs.
+
+@dataclass
+class SharedDemo:
+    root: str
+    cloud: Cloud
+    cloud_file: str
+    summary: Summary | None = None
+
+
+_shared: SharedDemo | None = None
+
+
+@contextlib.contextmanager
+def _state_root(root: str) -> Iterator[None]:
+    saved = os.environ.get("HASTACK_STATE_DIR")
+    os.environ["HASTACK_STATE_DIR"] = root
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("HASTACK_STATE_DIR", None)
+        else:
+            os.environ["HASTACK_STATE_DIR"] = saved
+
+
+@contextlib.contextmanager
+def shared_demo_lab() -> Iterator[SharedDemo]:
+    """The demo cloud (examples/demo.yaml), up in a private state root: brought up by the
+    first module that asks, kept for the next ones, torn down by `down_shared_demo` (the
+    demo module's down test, or the end of the session). A failed bring-up keeps its logs
+    in the root and fails every module that asks."""
+    global _shared
+    if _shared is None:
+        cloud_file = str(EXAMPLES / "demo.yaml")
+        _shared = SharedDemo(tempfile.mkdtemp(prefix="hastack-demo-"), load_cloud(cloud_file),
+                             cloud_file)
+    with _state_root(_shared.root):
+        if _shared.summary is None:
+            try:
+                _shared.summary = lab.up(_shared.cloud, _shared.cloud_file)
+            except BaseException:
+                lab.down(_shared.cloud.name, purge=False)
+                print(f"\nbring-up failed; logs kept in {_shared.root}")
+                raise
+        yield _shared
+
+
+def down_shared_demo() -> None:
+    """Tear the shared demo lab down (whether or not it is up) and forget it."""
+    global _shared
+    if _shared is None:
+        return
+    with _state_root(_shared.root):
+        lab.down(_shared.cloud.name, purge=True)
+    with contextlib.suppress(OSError):
+        os.rmdir(_shared.root)
+    _shared = None

@@ -98,11 +98,71 @@ def test_public_vip_certificate_is_placed_by_haproxy_as_a_secret(tmp_path: Path)
     assert pem["secret"] and pem["mode"] == "0600" and pem["restarts"] == ["haproxy"]
 
 
+def test_openstack_services_are_registered_and_migrated_once_by_their_first_host(
+        tmp_path: Path) -> None:
+    plan = example_plan("demo")
+    state = tmp_path / "state"
+    stage(plan, state)
+    inventory = _staged_inventory(state)["all"]
+    nova = inventory["vars"]["hastack_openstack"]["nova"]
+    assert nova["first"] == "ctl1"
+    vip = plan.cloud.vips.internal
+    assert nova["register"]["urls"]["internal"] == f"http://{vip}:8774/v2.1"
+    assert inventory["vars"]["hastack_nova_compute_hosts"] == ["cmp1"]
+    secret_vars = YAML(typ="safe").load((state / "stage" / "secret-vars.yaml").read_text())
+    schema = secret_vars["hastack_openstack_secrets"]["nova"]["schema"]
+    assert [argv[3:5] for argv in schema] == [["api_db", "sync"], ["cell_v2", "map_cell0"],
+                                               ["cell_v2", "create_cell"], ["db", "sync"]]
+    assert schema[0][:3] == ["/opt/hastack/venv/bin/nova-manage", "--config-file",
+                             "/etc/nova/nova.conf"]
+    # cell0's URL is nova's with its own database; the passwords stay in the secret file.
+    secrets = YAML(typ="safe").load((state / "secrets.yaml").read_text())
+    assert any(secrets["db_nova"] in arg and "/nova_cell0?" in arg for arg in schema[1])
+    hosts_text = (state / "stage" / "hastack-hosts.yaml").read_text()
+    assert not [name for name, value in secrets.items()
+                if isinstance(value, str) and len(value) >= 16 and value in hosts_text]
+
+
+def test_each_openstack_host_starts_its_own_units_and_waits_for_its_apis(
+        tmp_path: Path) -> None:
+    stage(example_plan("demo"), tmp_path / "state")
+    hosts = _staged_inventory(tmp_path / "state")["all"]["hosts"]
+    ctl1, cmp1 = hosts["ctl1"], hosts["cmp1"]
+    assert ctl1["hastack_role_units"]["nova"] == ["nova-api", "nova-metadata-api",
+                                                   "nova-conductor", "nova-scheduler"]
+    assert {"unit": "nova-api", "port": 8774} in ctl1["hastack_listen"]
+    assert ctl1["hastack_wheel_files"]["nova"] == [
+        {"src": "/opt/hastack/venv/etc/nova/api-paste.ini", "dest": "/etc/nova/api-paste.ini"}]
+    assert "/var/lib/nova/instances" in ctl1["hastack_dirs"]["nova"]
+    assert cmp1["hastack_role_units"]["nova"] == ["nova-compute"]
+    assert cmp1["hastack_listen"] == [] and cmp1["hastack_wheel_files"]["nova"] == []
+    assert "nova==34.0.0" in cmp1["hastack_pip"]
+
+
+def test_host_pins_are_the_releases_the_lab_runs() -> None:
+    """One release of each service: what `hastack deploy` installs is what the lab proved."""
+    import tomllib
+
+    from hastack.catalog.hosts import load_host_catalog
+
+    root = Path(__file__).resolve().parent.parent
+    lab = tomllib.loads((root / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]["lab"]
+    lab_pins = dict(p.split("==") for p in lab if "==" in p)
+    host_pins = {pin.split("==")[0]: pin.split("==")[1]
+                 for role in load_host_catalog().roles for spec in role.processes.values()
+                 for pin in spec.pip if "==" in pin}
+    assert host_pins == {k: v for k, v in lab_pins.items() if k in host_pins}
+    assert set(host_pins) == {"keystone", "openstack-placement", "glance", "neutron", "nova"}
+
+
 def test_files_of_processes_that_are_not_deployed_are_not_staged(tmp_path: Path) -> None:
     stage(example_plan("demo"), tmp_path / "state")
     files = tmp_path / "state" / "stage" / "files" / "ctl1"
     assert (files / "etc" / "keystone" / "keystone.conf").exists()
-    assert not (files / "etc" / "nova" / "nova.conf").exists()
+    assert (files / "etc" / "nova" / "nova.conf").exists()
+    assert not (files / "etc" / "heat" / "heat.conf").exists()
+    assert not (files / "etc" / "neutron" / "dhcp_agent.ini").exists()
 
 
 def test_unreachable_host_is_one_line_and_the_summary_says_who_changed(tmp_path: Path) -> None:
@@ -270,7 +330,12 @@ def test_playbook_plays_follow_the_host_catalogs_protocol_order() -> None:
         if play["hosts"] != "all":
             assert play.get("serial") == 1 or "roles" not in play, play["name"]
     assert order == [r.role for r in load_host_catalog().roles]
-    assert plays[-2]["roles"] == ["keepalived"]        # the VIPs last (then Keystone's admin)
+    keepalived = next(i for i, p in enumerate(plays) if p.get("roles") == ["keepalived"])
+    # The VIPs after every tier behind them, then what goes through them: Keystone's admin,
+    # then the services behind Keystone.
+    assert "keystone" in str(plays[keepalived + 1])
+    assert [p.get("roles") for p in plays[keepalived + 2:]][:4] == [
+        ["placement"], ["glance"], ["neutron"], ["nova"]]
 
 
 def test_every_role_has_tasks_and_handlers_for_its_restart_notice() -> None:

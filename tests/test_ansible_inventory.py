@@ -19,7 +19,7 @@ from hastack.deploy.ansible.roles import assign_hosts, not_deployed, role_groups
 from tests.conftest import EXAMPLES, example_plan, render_example
 
 PROTOCOL_ORDER = ["common", "galera", "rabbitmq", "memcached", "redis", "pacemaker",
-                  "keystone", "haproxy", "keepalived"]
+                  "keystone", "haproxy", "keepalived", "placement", "glance", "neutron", "nova"]
 
 
 def _groups(text: str) -> dict[str, list[str]]:
@@ -40,13 +40,15 @@ def test_demo_controllers_get_every_keepalived_architecture_role_in_protocol_ord
     assert {"mariadb-server", "galera-4", "haproxy", "keepalived"} <= set(hosts["ctl1"].packages)
 
 
-def test_pacemaker_cloud_gets_corosync_not_keepalived_and_computes_only_common() -> None:
+def test_pacemaker_cloud_gets_corosync_not_keepalived_and_computes_only_nova_compute() -> None:
     hosts = assign_hosts(example_plan("pacemaker"))
     assert "pacemaker" in hosts["ctl1"].roles
     assert "keepalived" not in hosts["ctl1"].roles
     assert {"corosync", "pacemaker"} <= set(hosts["ctl1"].units)
-    assert hosts["cmp1"].roles == ("common",)
-    assert hosts["cmp1"].packages == ()
+    # The compute node runs nova-compute only (on libvirt, as real hosts do).
+    assert hosts["cmp1"].roles == ("common", "nova")
+    assert hosts["cmp1"].units == ("nova-compute",)
+    assert "libvirt-daemon-system" in hosts["cmp1"].packages
 
 
 def test_split_roles_put_each_system_on_its_own_hosts() -> None:
@@ -68,16 +70,20 @@ def test_each_rendered_file_is_placed_by_the_role_of_its_system() -> None:
     assert "etc/keystone/keystone.conf" in {f.path for f in placed["keystone"]}
     assert "var/lib/rabbitmq/.erlang.cookie" in {f.path for f in placed["rabbitmq"]}
     assert "etc/hosts" in {f.path for f in placed["common"]}
-    # nova.conf and friends: their processes are not deployed, so neither are their files
+    assert {"etc/nova/nova.conf", "etc/nova/gunicorn-api.conf.py",
+            "etc/systemd/system/nova-conductor.service"} <= {f.path for f in placed["nova"]}
+    assert "etc/neutron/plugins/ml2/ml2_conf.ini" in {f.path for f in placed["neutron"]}
+    # heat.conf, the network agents' files: their processes are not deployed, so neither
+    # are their files
     left = {f.path for f in unplaced_files(plan, files) if f.node == "ctl1"}
-    assert "etc/nova/nova.conf" in left
-    assert "etc/haproxy/haproxy.cfg" not in left
+    assert {"etc/heat/heat.conf", "etc/neutron/dhcp_agent.ini"} <= left
+    assert not {"etc/haproxy/haproxy.cfg", "etc/nova/nova.conf"} & left
 
 
 def test_processes_without_a_role_are_reported_not_dropped() -> None:
     missing = {n.process for n in not_deployed(example_plan("demo"))}
-    assert "nova-api" in missing
-    assert "haproxy" not in missing and "mariadb-galera" not in missing
+    assert {"heat-api", "cinder-volume", "neutron-l3-agent"} <= missing
+    assert not {"nova-api", "haproxy", "mariadb-galera"} & missing
 
 
 # --- the inventory ----------------------------------------------------------------------------

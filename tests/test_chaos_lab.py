@@ -2,8 +2,9 @@
 dies, clients see a measured, finite downtime, no acknowledged write is lost, the lab is
 healthy again after the heal, and `down` leaves nothing behind.
 
-Needs root (skipped with that reason otherwise). The lab is a copy of the demo cloud under
-its own name and subnet, in a private state root, so it never meets another test's lab.
+Needs root (skipped with that reason otherwise). The lab is the demo cloud in a private state
+root, shared with the Keystone and demo modules (tests.labs.shared_demo_lab); the demo
+module's last test takes it down and checks that nothing is left.
 """
 
 from __future__ import annotations
@@ -21,16 +22,10 @@ from typing import Any
 import pytest
 
 from hastack.chaos.scenarios import run_scenario, scenario
-from hastack.deploy import lab
-from hastack.deploy.lab.names import LabNames
-from hastack.deploy.lab.nodes import marked_processes
 from hastack.deploy.lab.power import LabControl
-from hastack.deploy.lab.state import state_dir
 from hastack.model import Cloud
 from hastack.report import write_scenario_report
-from tests.labs import private_lab
-
-NAME, SUBNET = "chaost", "198.18.62."
+from tests.labs import shared_demo_lab
 
 pytestmark = [
     pytest.mark.lab,
@@ -40,9 +35,10 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def chaos_lab() -> Iterator[tuple[Cloud, str]]:
-    with private_lab("demo", NAME, SUBNET) as (cloud, cloud_file, summary):
-        assert summary.healthy, summary.status.anomalies
-        yield cloud, cloud_file
+    with shared_demo_lab() as shared:
+        assert shared.summary is not None and shared.summary.healthy, (
+            shared.summary and shared.summary.status.anomalies)
+        yield shared.cloud, shared.cloud_file
 
 
 def _play(chaos_lab: tuple[Cloud, str], name: str, tmp_path: Path) -> dict[str, Any]:
@@ -233,15 +229,3 @@ def test_a_rogue_vrrp_speaker_on_the_segment_cannot_take_a_vip(
     assert rogue_spoke, "the rogue speaker never became master: the test proved nothing"
     assert all(h == holder for h in seen), seen
     assert control.wait_healthy(60).healthy
-
-
-def test_down_leaves_nothing(chaos_lab: tuple[Cloud, str]) -> None:
-    cloud, _ = chaos_lab
-    assert LabControl(cloud, chaos_lab[1]).leftovers() == []
-    lab.down(cloud.name, purge=False)
-    assert marked_processes(state_dir(cloud.name)) == []
-    links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
-    assert not [line for line in links.splitlines()
-                if LabNames(cloud.name).owns_link(line.split()[0].split("@")[0])]
-    ns = LabNames(cloud.name)
-    assert not any(str(ns.bridge) in line for line in links.splitlines())

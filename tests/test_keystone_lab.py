@@ -12,18 +12,16 @@ Scenarios:
   reaches some instance.
 
 Needs root and `pip install -e .[test]` with Keystone; without Keystone the lab does not run
-it and these tests are skipped with that reason. The lab is its own cloud (`kslab`, subnet
-198.18.6.0/24), so it never collides with the demo lab of tests/test_lab.py.
+it and these tests are skipped with that reason. The lab is the demo cloud, shared with the
+chaos and demo modules (tests.labs.shared_demo_lab).
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,9 +32,9 @@ from hastack.deploy.deployer import Summary
 from hastack.deploy.files import read_secrets
 from hastack.deploy.lab.state import state_dir
 from hastack.model import load_cloud
+from tests.labs import shared_demo_lab
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "hastack" / "examples"
-CLOUD_NAME = "kslab"
+CLOUD_NAME = "demo"
 
 pytestmark = [
     pytest.mark.lab,
@@ -78,33 +76,9 @@ print(json.dumps({"servers": servers, "topic": topic}))
 
 @pytest.fixture(scope="module")
 def kslab() -> Iterator[tuple[Summary, Path]]:
-    saved = os.environ.get("HASTACK_STATE_DIR")
-    root = tempfile.mkdtemp(prefix="hastack-kslab-")
-    os.environ["HASTACK_STATE_DIR"] = root
-    text = (EXAMPLES / "demo.yaml").read_text().replace("name: demo", f"name: {CLOUD_NAME}")
-    cloud_file = Path(root) / "kslab.yaml"
-    cloud_file.write_text(text.replace("198.18.0.", "198.18.6."))
-    cloud = load_cloud(cloud_file)
-    try:
-        try:
-            summary = lab.up(cloud, str(cloud_file))
-        except BaseException:
-            lab.down(cloud.name, purge=False)
-            print(f"\nbring-up failed; logs kept in {state_dir(cloud.name)}")
-            raise
-        try:
-            print(f"\nlab {CLOUD_NAME} up in {summary.total_s:.1f} s")
-            yield summary, cloud_file
-        finally:
-            lab.down(cloud.name, purge=True)
-    finally:
-        if saved is None:
-            os.environ.pop("HASTACK_STATE_DIR", None)
-        else:
-            os.environ["HASTACK_STATE_DIR"] = saved
-        with contextlib.suppress(OSError):
-            cloud_file.unlink()
-            os.rmdir(root)
+    with shared_demo_lab() as shared:
+        assert shared.summary is not None
+        yield shared.summary, Path(shared.cloud_file)
 
 
 def _url(address: str) -> str:

@@ -1,17 +1,16 @@
 """Acceptance on the real lab: namespaces, the Debian daemons, the rendered files.
 
 Every test needs root (namespaces, links, mounts) and the packages of scripts/setup.sh; without
-root they are skipped with that reason. The demo lab comes up once for the module and is always
-torn down, also when a test fails.
+root they are skipped with that reason. The demo lab is the one the chaos and Keystone modules
+share (tests.labs.shared_demo_lab); this module's down test takes it down and checks that
+nothing is left, and it is torn down at the end of the session whatever happens.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,8 +20,11 @@ from hastack.deploy import lab
 from hastack.deploy.deployer import Summary
 from hastack.deploy.files import read_secrets
 from hastack.deploy.lab.names import LabNames
+from hastack.deploy.lab.nodes import marked_processes
+from hastack.deploy.lab.power import LabControl
 from hastack.deploy.lab.state import RecordStore, state_dir
 from hastack.model import load_cloud
+from tests.labs import down_shared_demo, private_lab, shared_demo_lab
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "hastack" / "examples"
 
@@ -30,24 +32,6 @@ pytestmark = [
     pytest.mark.lab,
     pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root (namespaces, links, mounts)"),
 ]
-
-
-@pytest.fixture(scope="module")
-def state_root() -> Iterator[Path]:
-    """A private state root, so tests never touch /var/lib/hastack."""
-    saved = os.environ.get("HASTACK_STATE_DIR")
-    root = tempfile.mkdtemp(prefix="hastack-lab-")
-    os.environ["HASTACK_STATE_DIR"] = root
-    try:
-        yield Path(root)
-    finally:
-        if saved is None:
-            os.environ.pop("HASTACK_STATE_DIR", None)
-        else:
-            os.environ["HASTACK_STATE_DIR"] = saved
-        # A failed bring-up keeps its logs here (the lab itself is always torn down).
-        with contextlib.suppress(OSError):
-            os.rmdir(root)
 
 
 def _print_steps(summary: Summary) -> None:
@@ -58,19 +42,13 @@ def _print_steps(summary: Summary) -> None:
 
 
 @pytest.fixture(scope="module")
-def demo(state_root: Path) -> Iterator[Summary]:
-    cloud = load_cloud(EXAMPLES / "demo.yaml")
-    try:
-        summary = lab.up(cloud, str(EXAMPLES / "demo.yaml"))
-    except BaseException:
-        lab.down(cloud.name, purge=False)
-        print(f"\nbring-up failed; logs kept in {state_dir(cloud.name)}")
-        raise
-    try:
-        _print_steps(summary)
-        yield summary
-    finally:
-        lab.down(cloud.name, purge=True)
+def demo() -> Iterator[Summary]:
+    """The shared demo lab (tests.labs): the chaos and Keystone modules may have run on it
+    first; every one of their scenarios heals it."""
+    with shared_demo_lab() as shared:
+        assert shared.summary is not None
+        _print_steps(shared.summary)
+        yield shared.summary
 
 
 def test_demo_comes_up_healthy(demo: Summary) -> None:
@@ -209,27 +187,28 @@ def test_second_up_is_a_no_op(demo: Summary) -> None:
 
 
 def test_down_leaves_nothing(demo: Summary) -> None:
+    cloud = load_cloud(EXAMPLES / "demo.yaml")
+    assert LabControl(cloud, str(EXAMPLES / "demo.yaml")).leftovers() == []
     record = RecordStore(state_dir("demo")).load()
     assert record is not None
     refs = record.processes()
-    lab.down("demo", purge=True)
+    state = state_dir("demo")
+    down_shared_demo()
     survivors = [r.pid for r in refs if r.alive() and not _zombie(r.pid)]
     assert survivors == []
+    assert marked_processes(state) == []
     names = LabNames("demo")
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True,
                            check=True).stdout
     assert [line for line in links.splitlines()
             if names.owns_link(line.split(":")[1].strip().split("@")[0])] == []
     mounts = Path("/proc/self/mountinfo").read_text()
-    assert str(state_dir("demo")) not in mounts
-    assert not state_dir("demo").exists()
+    assert str(state) not in mounts
+    assert not state.exists()
 
 
-def test_split_roles_comes_up_healthy(state_root: Path) -> None:
-    path = EXAMPLES / "split-roles.yaml"
-    cloud = load_cloud(path)
-    try:
-        summary = lab.up(cloud, str(path))
+def test_split_roles_comes_up_healthy() -> None:
+    with private_lab("split-roles", "split", "198.18.64.") as (cloud, _, summary):
         _print_steps(summary)
         assert summary.healthy, summary.status.anomalies
         status = summary.status.to_json()
@@ -237,8 +216,6 @@ def test_split_roles_comes_up_healthy(state_root: Path) -> None:
         assert sorted(status["rabbitmq"]["running"]) == ["mq1", "mq2", "mq3"]
         assert [len(h) for h in status["vip_holders"].values()] == [1]
         assert status["vip_holders"]["internal"][0] in ("lb1", "lb2")
-    finally:
-        lab.down(cloud.name, purge=True)
 
 
 def _init_pid(cloud: str, node: str) -> int:

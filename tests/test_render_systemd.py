@@ -51,12 +51,14 @@ def _complaints(result: subprocess.CompletedProcess[str], directory: Path) -> li
 def test_demo_controller_runs_the_units_of_its_processes_in_protocol_order() -> None:
     assert units_on(example_plan("demo"), "ctl1") == (
         "mariadb", "galera-health", "rabbitmq-server", "memcached", "redis-server",
-        "redis-sentinel", "keystone", "haproxy", "keepalived")
+        "redis-sentinel", "keystone", "haproxy", "keepalived", "placement-api", "glance-api",
+        "neutron-api", "neutron-rpc-server", "nova-api", "nova-metadata-api", "nova-conductor",
+        "nova-scheduler")
 
 
-def test_compute_node_of_the_pacemaker_cloud_runs_no_unit_of_hastack() -> None:
+def test_compute_node_of_the_pacemaker_cloud_runs_nova_compute_only() -> None:
     plan = example_plan("pacemaker")
-    assert units_on(plan, "cmp1") == ()
+    assert units_on(plan, "cmp1") == ("nova-compute",)
     assert {"corosync", "pacemaker"} <= set(units_on(plan, "ctl1"))
 
 

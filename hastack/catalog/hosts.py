@@ -25,6 +25,9 @@ class HostProcess(_Data):
     packages: tuple[str, ...] = ()
     pip: tuple[str, ...] = ()
     units: tuple[str, ...] = ()
+    # Files a wheel ships under its venv's etc/ that the service reads from /etc (a Debian
+    # package would install them there): path under the venv -> path on the host.
+    wheel_files: dict[str, str] = Field(default_factory=dict)
 
 
 class RoleFiles(_Data):
@@ -40,6 +43,8 @@ class HostRole(_Data):
     processes: dict[str, HostProcess] = Field(default_factory=dict)
     files: RoleFiles = RoleFiles()
     restarts: dict[str, tuple[str, ...]] = Field(default_factory=dict)   # path -> units
+    # Directories its services need that no package makes (state of the PyPI services).
+    directories: tuple[str, ...] = ()
 
 
 class UnitSpec(_Data):

@@ -41,11 +41,11 @@ from hastack.deploy.ansible.roles import (
 from hastack.deploy.files import read_secrets, write_secrets, write_tree
 from hastack.deploy.progress import QuietReporter, Steps
 from hastack.deploy.site import Site
-from hastack.deploy.systems import keystone, rabbitmq
+from hastack.deploy.systems import keystone, openstack, rabbitmq
 from hastack.errors import HastackError, RenderError
 from hastack.model.cloud import Cloud
 from hastack.plan import Plan
-from hastack.render import RenderedFile, render_cloud, secret_specs
+from hastack.render import RenderedFile, render_cloud, secret_specs, wsgi
 from hastack.render.openstack import KEYSTONE_ADMIN_SECRET
 from hastack.render.secrets import complete
 
@@ -288,8 +288,19 @@ def host_vars(plan: Plan, assignment: HostAssignment,
         packages += [p for p in VENV_PACKAGES if p not in packages]
     files = {role: [_file_vars(catalog, assignment, f) for f in fs]
              for role, fs in assignment.files.items()}
-    dirs = {role: sorted({"/" + str(Path(f.path).parent) for f in fs})
-            for role, fs in assignment.files.items()}
+    dirs = {role: sorted({"/" + str(Path(f.path).parent)
+                          for f in assignment.files.get(role, ())}
+                         | set(catalog.role(role).directories))
+            for role in assignment.roles}
+    units: dict[str, list[str]] = {}
+    wheel_files: dict[str, list[dict[str, str]]] = {}
+    for role in assignment.roles:
+        own = catalog.role(role).processes
+        units[role] = [u for u in assignment.units
+                       if any(u in own[p].units for p in own if p in assignment.processes)]
+        wheel_files[role] = [{"src": f"{catalog.venv}/{src}", "dest": f"/{dest}"}
+                             for p in own if p in assignment.processes
+                             for src, dest in own[p].wheel_files.items()]
     return {
         "hastack_address": str(plan.cloud.node(assignment.node).ip),
         "hastack_packages": packages,
@@ -298,7 +309,47 @@ def host_vars(plan: Plan, assignment: HostAssignment,
         "hastack_reloadable": [u for u in assignment.units if catalog.units[u].exec_reload],
         "hastack_files": files,
         "hastack_dirs": dirs,
+        "hastack_role_units": units,
+        "hastack_wheel_files": wheel_files,
+        # The APIs of this host that must answer before the next host restarts.
+        "hastack_listen": [{"unit": u, "port": plan.port(app.process, app.port_name)}
+                           for u in assignment.units if (app := wsgi.BY_PROGRAM.get(u))],
     }
+
+
+def openstack_vars(site: Site, catalog: HostCatalog) -> dict[str, Any]:
+    """Each OpenStack service the plan runs: the host that registers it in Keystone and
+    makes its schema once (the first of its first process), and what it registers."""
+    services = {}
+    for service in openstack.SERVICES:
+        nodes = site.plan.nodes_running(service.processes[0])
+        if not nodes:
+            continue
+        services[service.name] = {
+            "first": nodes[0],
+            "register": {"user": service.name, "type": service.endpoint.type,
+                         "description": service.description, "region": keystone.REGION,
+                         "urls": openstack.endpoint_urls(site, service)},
+            "schema_steps": len(service.schema),
+        }
+    return services
+
+
+def openstack_secret_vars(site: Site, secrets: Mapping[str, object],
+                          catalog: HostCatalog) -> dict[str, Any]:
+    """The service passwords and the schema commands (their connection URLs carry the
+    database passwords): secret variables, never in the host inventory."""
+    out = {}
+    for service in openstack.SERVICES:
+        nodes = site.plan.nodes_running(service.processes[0])
+        if not nodes:
+            continue
+        tool = f"{catalog.venv}/bin/{service.manage}"
+        out[service.name] = {
+            "password": str(secrets.get(openstack.secret_of(service), "")),
+            "schema": openstack.schema_commands(site, service, nodes[0], tool),
+        }
+    return out
 
 
 def playbook_inventory(plan: Plan, files: Sequence[RenderedFile], stage: Path, state: Path,
@@ -324,6 +375,9 @@ def playbook_inventory(plan: Plan, files: Sequence[RenderedFile], stage: Path, s
     if plan.runs(keystone.PROCESS):
         shared["hastack_keystone_port"] = plan.port(keystone.PROCESS, "identity")
         shared["hastack_keystone_bootstrap"] = keystone.bootstrap_args(site)
+        shared["hastack_keystone_url"] = keystone.url(site, "internal")
+    shared["hastack_openstack"] = openstack_vars(site, catalog)
+    shared["hastack_nova_compute_hosts"] = list(plan.nodes_running("nova-compute"))
     # Every role's group, empty where the plan runs none of it: each play then has a group.
     groups: dict[str, tuple[str, ...]] = {r.role: () for r in catalog.roles if r.role != COMMON}
     groups.update(cloud_groups(plan))
@@ -388,8 +442,11 @@ def stage(plan: Plan, state: Path, catalog: HostCatalog | None = None) -> Staged
     hosts_inventory = directory / HOSTS_INVENTORY
     _write_if_changed(hosts_inventory, dumper, 0o600)
     secret_vars = directory / SECRET_VARS
+    site = Site(plan.cloud, plan, nodes={}, files=_by_node(rendered), state=state,
+                steps=Steps(QuietReporter()))
     _write_if_changed(secret_vars, _yaml_dump(
-        {"hastack_keystone_admin_password": secrets.get(KEYSTONE_ADMIN_SECRET, "")}), 0o600)
+        {"hastack_keystone_admin_password": secrets.get(KEYSTONE_ADMIN_SECRET, ""),
+         "hastack_openstack_secrets": openstack_secret_vars(site, secrets, catalog)}), 0o600)
     return Staged(directory, hosts_inventory, secret_vars, placed)
 
 

@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from hastack.catalog.hosts import load_host_catalog
 from hastack.deploy.lab.supervisor import Program
 from hastack.deploy.systems import keystone, python_package_installed
 from hastack.deploy.systems import rpcservice as rpcservice_system
@@ -32,12 +33,11 @@ PYTHON_NEEDS = {"keystone": keystone.PYTHON_PACKAGE, RPC_SERVICE: rpcservice_sys
                 **{p: "nova" for p in ("nova-api", "nova-metadata-api", "nova-conductor",
                                        "nova-scheduler", "nova-compute")}}
 # Files a wheel ships under <venv>/etc that its service reads from /etc (a Debian package
-# would install them there): process -> (path under the venv, path in the node).
-PACKAGE_FILES = {
-    "glance-api": (("etc/glance/glance-api-paste.ini", "etc/glance/glance-api-paste.ini"),),
-    "nova-api": (("etc/nova/api-paste.ini", "etc/nova/api-paste.ini"),),
-    "neutron-server": (("etc/neutron/api-paste.ini", "etc/neutron/api-paste.ini"),),
-}
+# would install them there): process -> (path under the venv, path in the node). The host
+# catalog's, so that the lab and real hosts place the same ones.
+PACKAGE_FILES = {process: tuple(spec.wheel_files.items())
+                 for role in load_host_catalog().roles
+                 for process, spec in role.processes.items() if spec.wheel_files}
 # The lab's hypervisor: Nova's fake driver (this machine has no KVM); see Lab.render.
 NOVA_COMPUTE_LAB_CONF = "etc/nova/nova-compute-lab.conf"
 

@@ -83,39 +83,9 @@ def api_url(site: Site, process: str, port_name: str, path: str = "",
 
 # --- registering the other services -------------------------------------------------------
 
-# Runs on the client with the admin's clouds.yaml; reads its request on stdin (the password
-# never appears in a process list). Idempotent: finds before it creates, updates what differs.
-_REGISTER = """
-import json, sys
-import openstack
-r = json.load(sys.stdin)
-conn = openstack.connect(cloud=r["cloud"])
-idn = conn.identity
-domain = idn.find_domain("default") or idn.find_domain("Default")
-project = idn.find_project("service", domain_id=domain.id) or \
-    idn.create_project(name="service", domain_id=domain.id, description="Service users")
-user = idn.find_user(r["user"], domain_id=domain.id)
-if user is None:
-    user = idn.create_user(name=r["user"], password=r["password"], domain_id=domain.id)
-else:
-    idn.update_user(user, password=r["password"])
-# admin, and `service`: a service's token passed along with a user's (X-Service-Token) is
-# accepted by the other services' keystonemiddleware only with the service role.
-for role in ("admin", "service"):
-    found = idn.find_role(role) or idn.create_role(name=role)
-    idn.assign_project_role_to_user(project, user, found)
-service = next((s for s in idn.services() if s.type == r["type"]), None) or \
-    idn.create_service(name=r["user"], type=r["type"], description=r["description"])
-for interface, url in r["urls"].items():
-    found = [e for e in idn.endpoints(service_id=service.id, interface=interface)
-             if e.region_id == r["region"]]
-    if not found:
-        idn.create_endpoint(service_id=service.id, interface=interface, url=url,
-                            region_id=r["region"])
-    elif found[0].url != url:
-        idn.update_endpoint(found[0], url=url)
-print("ok")
-"""
+# The registration itself is an agent (`hastack.agents.keystone_register`): the lab runs it on
+# its client with the admin's clouds.yaml, the Ansible roles on a host of the service.
+REGISTER_AGENT = "hastack.agents.keystone_register"
 
 
 def register_service(site: Site, user: str, password: str, service_type: str,
@@ -129,7 +99,7 @@ def register_service(site: Site, user: str, password: str, service_type: str,
                           "region": REGION})
     last = ""
     for _ in range(MANAGE_ATTEMPTS):
-        result = site.client.run([sys.executable, "-c", _REGISTER], input=request,
+        result = site.client.run([sys.executable, "-m", REGISTER_AGENT], input=request,
                                  timeout=MANAGE_TIMEOUT_S, check=False)
         if result.returncode == 0:
             return

@@ -174,11 +174,26 @@ def tool_argv(node: NodeExec, tool: str) -> list[str]:
     return [f"{VENV_LINK}/bin/python", f"{VENV_LINK}/bin/{tool}"]
 
 
+def manage_argv(service: OpenStackService, tool: list[str], args: Args,
+                ini: configparser.ConfigParser, *overrides: str) -> list[str]:
+    """One schema command: the manage tool reading the rendered file (then `overrides`)."""
+    files = [a for f in (service.conf, *overrides) for a in ("--config-file", f)]
+    return [*tool, *files, *expand(args, ini)]
+
+
+def schema_commands(site: Site, service: OpenStackService, node: str,
+                    tool: str) -> list[list[str]]:
+    """The service's schema commands as `node` runs them (`tool`: its manage program), through
+    the connection URLs of its rendered file (real hosts: the VIP, once every member is
+    Synced)."""
+    ini = _ini(site, node, service.conf)
+    return [manage_argv(service, [tool], args, ini) for args in service.schema]
+
+
 def _manage(site: Site, service: OpenStackService, node: NodeExec, args: Args,
             override: str) -> None:
-    ini = _ini(site, node.name, service.conf)
-    argv = [*tool_argv(node, service.manage), "--config-file", service.conf,
-            "--config-file", override, *expand(args, ini)]
+    argv = manage_argv(service, tool_argv(node, service.manage), args,
+                       _ini(site, node.name, service.conf), override)
     last = ""
     for _ in range(MANAGE_ATTEMPTS):
         try:
@@ -227,17 +242,28 @@ def _check_made(service: OpenStackService, member: NodeExec) -> None:
 # --- Keystone --------------------------------------------------------------------------------
 
 
+def secret_of(service: OpenStackService) -> str:
+    """The secret that is the service user's password (its rendered files carry it)."""
+    return f"service_{service.name}"
+
+
+def endpoint_urls(site: Site, service: OpenStackService) -> dict[str, str]:
+    """The service's Keystone endpoints: interface -> URL on the VIPs."""
+    e = service.endpoint
+    return {iface: keystone.api_url(site, e.process, e.port_name, e.path, vip)
+            for iface, vip in (("internal", "internal"), ("admin", "internal"),
+                               ("public", "public"))}
+
+
 def _register(site: Site, service: OpenStackService) -> list[str]:
     marker = f"{service.name}-keystone.done"
     if site.done(marker):
         return []
-    password = read_secrets(site.state).get(f"service_{service.name}")
+    password = read_secrets(site.state).get(secret_of(service))
     if password is None:
-        raise LabError(f"no 'service_{service.name}' secret in {site.state}: render first")
+        raise LabError(f"no '{secret_of(service)}' secret in {site.state}: render first")
     e = service.endpoint
-    urls = {iface: keystone.api_url(site, e.process, e.port_name, e.path, vip)
-            for iface, vip in (("internal", "internal"), ("admin", "internal"),
-                               ("public", "public"))}
+    urls = endpoint_urls(site, service)
     with site.steps.timed("-", service.name, "Keystone user, service, endpoints"):
         keystone.register_service(site, service.name, str(password), e.type,
                                   service.description, urls)
