@@ -170,6 +170,8 @@ def test_a_changed_file_restarts_only_the_services_it_configures() -> None:
     assert restarts(catalog, ctl1, files["etc/mysql/my.cnf"]) == ("mariadb", "galera-health")
     assert restarts(catalog, ctl1, files["etc/hastack/galera-health.ini"]) == ("galera-health",)
     assert restarts(catalog, ctl1, files["etc/mysql/hastack-init.sql"]) == ()
+    # Redis runs on its own copy, which Sentinel rewrites: a new rendered file restarts nothing.
+    assert restarts(catalog, ctl1, files["etc/redis/redis.conf"]) == ()
     assert restarts(catalog, ctl1, files["etc/systemd/system/redis-server.service"]) == (
         "redis-server",)
     assert "etc/systemd/system/mariadb.service" in {f.path for f in ctl1.files["galera"]}

@@ -237,7 +237,7 @@ def test_full_memcached_lists_pass(collected: Path) -> None:
 
 def test_oslo_cache_timeouts_that_stall_clients(collected: Path) -> None:
     keystone = collected / "ctl3" / KEYSTONE
-    timeout = mutate(keystone, "memcache_socket_timeout = 0.1", "memcache_socket_timeout = 3")
+    timeout = mutate(keystone, "memcache_socket_timeout = 0.5", "memcache_socket_timeout = 3")
     mutate(keystone, "backend = dogpile.cache.pymemcache", "backend = oslo_cache.memcache_pool")
     text = keystone.read_text()
     keystone.write_text(text.replace("hashclient_dead_timeout = 40",

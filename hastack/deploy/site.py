@@ -7,8 +7,9 @@ it and act only through its `NodeExec`s. Nothing here knows what a node is.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,43 @@ from hastack.deploy.progress import Steps
 from hastack.model.cloud import Cloud
 from hastack.plan import Plan
 from hastack.render import RenderedFile
+
+
+class Gate:
+    """Work that may run together (`shared`) but never beside one exclusive holder, which
+    waits for the shared holders to finish and, while it waits, lets no new one in."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._shared = 0
+        self._exclusive = False
+        self._waiting = 0
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._changed:
+            self._changed.wait_for(lambda: not self._exclusive and not self._waiting)
+            self._shared += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._shared -= 1
+                self._changed.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._changed:
+            self._waiting += 1
+            self._changed.wait_for(lambda: not self._exclusive and not self._shared)
+            self._waiting -= 1
+            self._exclusive = True
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._exclusive = False
+                self._changed.notify_all()
 
 
 @dataclass
@@ -37,6 +75,8 @@ class Site:
     pacemaker_cib: Callable[[str], str] = lambda cib: cib
     # Set by the orchestrator while it runs: what components wait for (see `reached`).
     milestones: dict[str, threading.Event] = field(default_factory=dict)
+    gates: dict[str, Gate] = field(default_factory=dict)
+    _gates_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # --- members -------------------------------------------------------------------------
     def members(self, process: str) -> list[NodeExec]:
@@ -55,6 +95,11 @@ class Site:
 
     def mark_done(self, marker: str, what: str) -> None:
         (self.state / marker).write_text(f"{what}; delete to run it again\n")
+
+    def gate(self, name: str) -> Gate:
+        """The deployment's gate `name`, shared by every component of this run."""
+        with self._gates_lock:
+            return self.gates.setdefault(name, Gate())
 
     # --- milestones a component reaches before it is done (`orchestrate`) ------------------
     def reached(self, milestone: str) -> None:

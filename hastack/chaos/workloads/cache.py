@@ -51,7 +51,7 @@ from hastack.render.openstack import CACHE_HASHCLIENT_RETRY_ATTEMPTS, CACHE_RETR
 NAME = "cache"
 LAG = 5
 # Defaults as rendered for the demo cloud; the runner passes the cloud's own.
-SOCKET_TIMEOUT_S = 0.1
+SOCKET_TIMEOUT_S = 0.5
 DEAD_TIMEOUT_S = 30
 # The retry policy is the rendered services' own (one source: the renderer).
 RETRY_ATTEMPTS = CACHE_RETRY_ATTEMPTS

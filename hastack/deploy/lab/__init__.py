@@ -86,10 +86,10 @@ class LabDeployer:
             power = lab.ensure_power_controller(steps)
             with steps.timed("-", "files", "rendered files into the nodes"):
                 changed = lab.install_files(lab.node_names(), steps, new=created)
-            for node, paths in changed.items():
-                if node not in created:
-                    steps.note(f"{node}: files changed on a running node ({', '.join(paths)}); "
-                               "running daemons keep their old configuration until restarted")
+            rewritten = {node: paths for node, paths in changed.items() if node not in created}
+            for node, paths in rewritten.items():
+                steps.note(f"{node}: files changed on a running node ({', '.join(paths)}); "
+                           "running daemons keep their old configuration until restarted")
             site = lab.site(steps)
             actions = orchestrate.bring_up(site, choose=recording_chooser(lab, site))
             with steps.timed("-", "status", "all healthy"):
@@ -104,6 +104,7 @@ class LabDeployer:
             changed=bool(created or actions or changed), healthy=report.healthy,
             status=report, steps=steps.done, skipped=list(lab.skipped),
             actions=[*(f"created node {n}" for n in created), *([power] if power else []),
+                     *(f"{n}: rewrote {', '.join(paths)}" for n, paths in rewritten.items()),
                      *actions])
 
     def status(self) -> Health:

@@ -16,7 +16,7 @@ from hastack.catalog.hosts import load_host_catalog
 from hastack.deploy.lab.supervisor import Program
 from hastack.deploy.systems import keystone, python_package_installed
 from hastack.deploy.systems import rpcservice as rpcservice_system
-from hastack.deploy.systems.caches import SENTINEL_CONF
+from hastack.deploy.systems.caches import REDIS_CONF, SENTINEL_CONF
 from hastack.deploy.systems.galera import START_ARGS as MARIADBD_ARGS
 from hastack.errors import LabError
 from hastack.plan import Plan
@@ -125,7 +125,7 @@ LAB_PROCESSES: tuple[LabProcess, ...] = (
                              "/etc/memcached.conf"),
     )),
     LabProcess("redis", (
-        Program("redis", "/usr/bin/redis-server /etc/redis/redis.conf", user="redis"),
+        Program("redis", f"/usr/bin/redis-server {REDIS_CONF}", user="redis"),
     )),
     LabProcess("redis-sentinel", (
         Program("redis-sentinel", f"/usr/bin/redis-sentinel {SENTINEL_CONF}", user="redis"),

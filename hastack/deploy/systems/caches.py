@@ -14,8 +14,15 @@ from hastack.deploy.site import Site, running, start
 from hastack.deploy.systems import parallel, wait_listening
 
 MEMCACHED, REDIS, SENTINEL = "memcached", "redis", "redis-sentinel"
-SENTINEL_CONF = "/var/lib/redis/sentinel.conf"   # Sentinel's writable copy
+# Redis and Sentinel rewrite their configuration (Sentinel's CONFIG REWRITE records who is
+# master after a failover): each runs on a writable copy, made from the rendered file once, so
+# that a later `up`, which puts the rendered files back, never undoes a failover.
+REDIS_CONF = "/var/lib/redis/redis.conf"
+RENDERED_REDIS_CONF = "etc/redis/redis.conf"
+SENTINEL_CONF = "/var/lib/redis/sentinel.conf"
 RENDERED_SENTINEL_CONF = "etc/redis/sentinel.conf"
+_WRITABLE_COPIES = {REDIS: (RENDERED_REDIS_CONF, REDIS_CONF),
+                    SENTINEL: (RENDERED_SENTINEL_CONF, SENTINEL_CONF)}
 START_TIMEOUT_S = 30
 _MONITOR = re.compile(r"^sentinel monitor (\S+)", re.M)
 
@@ -26,8 +33,8 @@ def bring_up(site: Site) -> list[str]:
         port = site.plan.port(process)
 
         def boot(node: NodeExec, process: str = process, port: int = port) -> list[str]:
-            if process == SENTINEL:
-                _sentinel_copy(site, node)
+            if process in _WRITABLE_COPIES:
+                _writable_copy(site, node, *_WRITABLE_COPIES[process])
             action = start(node, process, site.steps)
             wait_listening(node, process, port, START_TIMEOUT_S)
             return [action]
@@ -36,10 +43,10 @@ def bring_up(site: Site) -> list[str]:
     return actions
 
 
-def _sentinel_copy(site: Site, node: NodeExec) -> None:
-    rendered = site.rendered(node.name, RENDERED_SENTINEL_CONF)
-    if rendered is not None and not node.exists(SENTINEL_CONF):
-        node.write(SENTINEL_CONF, rendered.encode(), 0o640, "redis")
+def _writable_copy(site: Site, node: NodeExec, rendered_path: str, copy: str) -> None:
+    rendered = site.rendered(node.name, rendered_path)
+    if rendered is not None and not node.exists(copy):
+        node.write(copy, rendered.encode(), 0o640, "redis")
 
 
 @dataclass(frozen=True)

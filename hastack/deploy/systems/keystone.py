@@ -309,8 +309,9 @@ def bring_up(site: Site) -> list[str]:
         first = members[0]
         if fresh:
             member = _direct_database(site, first)
-            actions += _once(site, DB_SYNC_DONE, first, f"db_sync (on {member.name})",
-                             ["db_sync"], before_retry=lambda: _reset_database(member))
+            with galera.schema_change(site):
+                actions += _once(site, DB_SYNC_DONE, first, f"db_sync (on {member.name})",
+                                 ["db_sync"], before_retry=lambda: _reset_database(member))
             password = read_secrets(site.state)[KEYSTONE_ADMIN_SECRET]
             actions += _once(site, BOOTSTRAP_DONE, first, "bootstrap (admin, endpoints)",
                              _bootstrap_args(site), env={"OS_BOOTSTRAP_PASSWORD": password})

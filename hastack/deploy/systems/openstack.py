@@ -217,14 +217,15 @@ def _schema(site: Site, service: OpenStackService, node: NodeExec) -> list[str]:
     override = MANAGE_OVERRIDE.format(service=service.name)
     member = galera.direct_database(site, node, override, ini, db_sections(ini))
     actions = []
-    for i, args in todo:
-        what = f"{service.manage} {' '.join(args[:2])}"
-        with site.steps.timed(node.name, service.name, f"{what} (on {member.name})"):
-            _manage(site, service, node, args, override)
-        if i == len(service.schema) - 1:
-            _check_made(service, member)
-        site.mark_done(f"{service.name}-schema-{i}.done", f"{what} ran once")
-        actions.append(f"{node.name}: {what}")
+    with galera.schema_change(site):
+        for i, args in todo:
+            what = f"{service.manage} {' '.join(args[:2])}"
+            with site.steps.timed(node.name, service.name, f"{what} (on {member.name})"):
+                _manage(site, service, node, args, override)
+            if i == len(service.schema) - 1:
+                _check_made(service, member)
+            site.mark_done(f"{service.name}-schema-{i}.done", f"{what} ran once")
+            actions.append(f"{node.name}: {what}")
     return actions
 
 
