@@ -3,7 +3,6 @@ and rotation), the gunicorn settings, the RPC service's rendered config, the lab
 
 from __future__ import annotations
 
-import configparser
 import stat
 from pathlib import Path
 
@@ -11,9 +10,8 @@ from cryptography.fernet import Fernet
 
 from hastack.deploy import fernet
 from hastack.deploy.lab.programs import programs_on
-from hastack.render import RenderContext, render_cloud, rpcservice, secret_specs, wsgi
+from hastack.render import RenderContext, wsgi
 from hastack.render.budget import make_budget
-from hastack.render.secrets import complete
 from tests.conftest import example_plan
 
 
@@ -48,23 +46,7 @@ def test_gunicorn_binds_each_node_address_with_its_socket_in_run() -> None:
         assert settings["wsgi_app"] == wsgi.BY_PROGRAM["keystone"].wsgi_app
 
 
-def test_rpc_service_config_lists_every_rabbitmq_node() -> None:
-    plan = example_plan("demo")
-    files = [f for f in render_cloud(plan, complete({}, secret_specs(plan)))
-             if f.system == rpcservice.SYSTEM]
-    assert {f.node for f in files} == {"ctl1", "ctl2", "ctl3"}
-    for f in files:
-        ini = configparser.ConfigParser(interpolation=None)
-        ini.read_string(str(f.content))
-        url = ini["DEFAULT"]["transport_url"]
-        assert all(f"@{plan.cloud.node(n).ip}:5672" in url
-                   for n in plan.nodes_running("rabbitmq"))
-        assert ini["DEFAULT"]["host"] == f.node
-        assert f.mode == 0o640
-
-
-def test_every_controller_runs_keystone_and_the_rpc_service() -> None:
+def test_every_controller_runs_keystone() -> None:
     plan = example_plan("demo")
     for node in ("ctl1", "ctl2", "ctl3"):
-        names = [p.name for p in programs_on(plan, node)]
-        assert "keystone" in names and "rpc-service" in names
+        assert "keystone" in [p.name for p in programs_on(plan, node)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -177,6 +178,30 @@ def test_a_server_boots_to_active_through_the_vip(demo: Summary) -> None:
     finally:
         _openstack("flavor", "delete", flavor["id"])
         _openstack("image", "delete", image["id"])
+
+
+_NOVA_RPC = """
+import json, sys
+from hastack.chaos.workloads.rpc import NovaRpcClient
+client = NovaRpcClient(sys.argv[1], timeout_s=30)
+servers = {s: client.ping(s, server=s) for s in sys.argv[2:]}
+topic = [client.ping(i)["arg"] for i in range(6)]
+client.close()
+print(json.dumps({"servers": servers, "topic": topic}))
+"""
+
+
+def test_every_nova_conductor_answers_rpc_through_rabbitmq(demo: Summary) -> None:
+    """The chaos `rpc` workload's client, from the client node: Nova's base RPC API `ping`,
+    to each controller's nova-conductor by name and to the topic (any one of them)."""
+    nova_conf = "/run/hastack/state/rendered/ctl1/etc/nova/nova.conf"
+    result = lab.run_in("demo", "client", [sys.executable, "-c", _NOVA_RPC, nova_conf,
+                                           "ctl1", "ctl2", "ctl3"], timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answer["servers"] == {n: {"service": "conductor", "arg": n}
+                                 for n in ("ctl1", "ctl2", "ctl3")}
+    assert answer["topic"] == list(range(6))
 
 
 def test_second_up_is_a_no_op(demo: Summary) -> None:

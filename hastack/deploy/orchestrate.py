@@ -28,7 +28,6 @@ from hastack.deploy.systems import (
     openstack,
     pacemaker,
     rabbitmq,
-    rpcservice,
 )
 from hastack.errors import LabError
 
@@ -72,8 +71,6 @@ def components(choose: galera.Chooser = galera.choose_most_advanced,
         Component("keystone-keys", keystone.prepare),
         Component("keystone", keystone.bring_up, needs=("keystone-keys", galera.PRIMARY),
                   services=(keystone.SERVICE,)),
-        Component("rpc-service", rpcservice.bring_up, needs=("rabbitmq",),
-                  services=(rpcservice.SERVICE,)),
         # The services behind Keystone: registered in it, schemas on Galera, then started.
         Component("placement", openstack.starter("placement"), needs=("keystone",),
                   services=openstack.services_of(openstack.BY_NAME["placement"])),

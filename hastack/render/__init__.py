@@ -23,7 +23,7 @@ from hastack.render.sizing import PROFILES, SizingProfile, profile
 # Render order; each name is a module of this package named after the system it configures.
 SYSTEMS: tuple[str, ...] = (
     "system", "tls", "haproxy", "keepalived", "galera", "rabbitmq", "memcached", "redis",
-    "pacemaker", "openstack", "wsgi", "rpcservice", "systemd",
+    "pacemaker", "openstack", "wsgi", "systemd",
 )
 
 

@@ -15,18 +15,15 @@ from pathlib import Path
 from hastack.catalog.hosts import load_host_catalog
 from hastack.deploy.lab.supervisor import Program
 from hastack.deploy.systems import keystone, python_package_installed
-from hastack.deploy.systems import rpcservice as rpcservice_system
 from hastack.deploy.systems.caches import REDIS_CONF, SENTINEL_CONF
 from hastack.deploy.systems.galera import START_ARGS as MARIADBD_ARGS
 from hastack.errors import LabError
 from hastack.plan import Plan
-from hastack.render import rpcservice, wsgi
+from hastack.render import wsgi
 
 GALERA_HEALTH_MODULE = "hastack.agents.galera_health"
-RPC_SERVICE_MODULE = "hastack.agents.rpc_service"
-RPC_SERVICE = rpcservice_system.SERVICE
 # Python packages a program needs (pip, in the project's venv): program -> module.
-PYTHON_NEEDS = {"keystone": keystone.PYTHON_PACKAGE, RPC_SERVICE: rpcservice_system.PYTHON_PACKAGE,
+PYTHON_NEEDS = {"keystone": keystone.PYTHON_PACKAGE,
                 "placement-api": "placement", "glance-api": "glance",
                 "neutron-server": "neutron", "neutron-api": "neutron",
                 "neutron-rpc-server": "neutron",
@@ -153,11 +150,6 @@ LAB_PROCESSES: tuple[LabProcess, ...] = (
 )
 BY_PROCESS = {p.process: p for p in LAB_PROCESSES}
 
-# hastack's own A/A RPC service, on the nodes its renderer places it (not a catalog process).
-RPC_PROGRAM = Program(RPC_SERVICE, f"{_python()} -m {RPC_SERVICE_MODULE} "
-                                   f"--config-file /{rpcservice.PATH}",
-                      autorestart="true", startsecs=1)
-
 # Why the lab does not run a planned process (the first matching rule wins).
 NOT_RUN = {
     "mongodb": "no Debian 12 package",
@@ -191,9 +183,6 @@ def _not_installed(program: str) -> str:
 def skipped(plan: Plan) -> list[tuple[str, str, str]]:
     """(process, nodes, reason) for every planned process the lab does not run."""
     rows = []
-    rpc_nodes = rpcservice.service_nodes(plan)
-    if rpc_nodes and not python_available(RPC_SERVICE):
-        rows.append((RPC_SERVICE, ",".join(rpc_nodes), _not_installed(RPC_SERVICE)))
     for p in plan.processes:
         if p.process in BY_PROCESS:
             if p.process == "mariadb-galera" and not galera_health_available():
@@ -234,6 +223,4 @@ def programs_on(plan: Plan, node: str) -> list[Program]:
             if not python_available(program.name):
                 continue
             programs.append(program)
-    if node in rpcservice.service_nodes(plan) and python_available(RPC_SERVICE):
-        programs.append(RPC_PROGRAM)
     return programs

@@ -1,10 +1,10 @@
 """One module per external system, written only against `NodeExec` and a `Site`.
 
 Stage 5 (deploy). `galera`, `rabbitmq`, `loadbalancing` (HAProxy + keepalived), `caches`
-(memcached, Redis, Sentinel), `keystone`, `rpcservice`: each knows its system's protocol —
-how a member starts, joins, is observed — and nothing about namespaces or SSH. This module
-holds the two things every system needs: run one function per node in parallel, and wait for
-a service to listen on its port.
+(memcached, Redis, Sentinel), `keystone`, `openstack`, `pacemaker`: each knows its system's
+protocol — how a member starts, joins, is observed — and nothing about namespaces or SSH.
+This module holds the two things every system needs: run one function per node in
+parallel, and wait for a service to listen on its port.
 """
 
 from __future__ import annotations
