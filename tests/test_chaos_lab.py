@@ -9,6 +9,7 @@ module's last test takes it down and checks that nothing is left.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -48,7 +49,23 @@ def _play(chaos_lab: tuple[Cloud, str], name: str, tmp_path: Path) -> dict[str, 
     print(f"\n{name}: verdict {data['verdict']} {data['reasons']}\n"
           + "\n".join(f"  {w}: downtime {v['downtime_s']} s, max gap {v['max_gap_s']} s, "
                       f"errors {v['errors']}" for w, v in data["workloads"].items()))
+    print("\n".join(_failed_requests(tmp_path / name)))
     return data
+
+
+def _failed_requests(results: Path, most: int = 10) -> list[str]:
+    """Each workload's requests that were not ok, in seconds from the run's start, with their
+    errors: what a failing assertion on error counts needs to be read."""
+    events = []
+    for timeline in sorted(results.glob("*.jsonl")):
+        for line in timeline.read_text().splitlines():
+            with contextlib.suppress(ValueError):   # a line cut by a killed workload
+                events.append(json.loads(line))
+    start = min((e["t"] for e in events), default=0.0)
+    failed = [e for e in events if e.get("kind") == "request" and e.get("outcome") != "ok"]
+    return [f"  {e['workload']} {e['outcome']} at +{e['t'] - start:.2f} s "
+            f"({e.get('target') or '-'}): {e.get('error', '')}"
+            for e in sorted(failed, key=lambda e: e["t"])[:most]]
 
 
 def _assert_measured_and_safe(data: dict[str, Any]) -> None:
