@@ -20,12 +20,23 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "hastack" / "examples"
 
 
 @contextlib.contextmanager
+def _state_root(root: str) -> Iterator[None]:
+    saved = os.environ.get("HASTACK_STATE_DIR")
+    os.environ["HASTACK_STATE_DIR"] = root
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("HASTACK_STATE_DIR", None)
+        else:
+            os.environ["HASTACK_STATE_DIR"] = saved
+
+
+@contextlib.contextmanager
 def private_lab(example: str, name: str, subnet: str) -> Iterator[tuple[Cloud, str, Summary]]:
     """`examples/<example>.yaml` as cloud `name` on `subnet` (e.g. "198.18.62."), brought up:
     (cloud, cloud file, the summary of `up`)."""
-    saved = os.environ.get("HASTACK_STATE_DIR")
     root = tempfile.mkdtemp(prefix=f"hastack-{name}-")
-    os.environ["HASTACK_STATE_DIR"] = root
     text = (EXAMPLES / f"{example}.yaml").read_text()
     old_name = re.search(r"^name:\s*(\S+)", text, re.M)
     old_net = re.search(r"address:\s*(\d+\.\d+\.\d+\.)", text)
@@ -34,17 +45,14 @@ def private_lab(example: str, name: str, subnet: str) -> Iterator[tuple[Cloud, s
     cloud_file = Path(root) / "cloud.yaml"
     cloud_file.write_text(text.replace(old_net.group(1), subnet))
     cloud = load_cloud(cloud_file)
-    try:
-        yield cloud, str(cloud_file), lab.up(cloud, str(cloud_file))
-    finally:
-        lab.down(cloud.name, purge=True)
-        if saved is None:
-            os.environ.pop("HASTACK_STATE_DIR", None)
-        else:
-            os.environ["HASTACK_STATE_DIR"] = saved
-        with contextlib.suppress(OSError):
-            os.remove(cloud_file)
-            os.rmdir(root)
+    with _state_root(root):
+        try:
+            yield cloud, str(cloud_file), lab.up(cloud, str(cloud_file))
+        finally:
+            lab.down(cloud.name, purge=True)
+            with contextlib.suppress(OSError):
+                os.remove(cloud_file)
+                os.rmdir(root)
 
 
 # --- one demo lab shared by the modules that only use it (chaos, Keystone, the demo's own) ---
@@ -61,19 +69,6 @@ class SharedDemo:
 
 
 _shared: SharedDemo | None = None
-
-
-@contextlib.contextmanager
-def _state_root(root: str) -> Iterator[None]:
-    saved = os.environ.get("HASTACK_STATE_DIR")
-    os.environ["HASTACK_STATE_DIR"] = root
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("HASTACK_STATE_DIR", None)
-        else:
-            os.environ["HASTACK_STATE_DIR"] = saved
 
 
 @contextlib.contextmanager

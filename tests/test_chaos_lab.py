@@ -9,7 +9,6 @@ module's last test takes it down and checks that nothing is left.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -23,6 +22,7 @@ from typing import Any
 import pytest
 
 from hastack.chaos.scenarios import run_scenario, scenario
+from hastack.chaos.timeline import Request, read_timeline
 from hastack.deploy.lab.power import LabControl
 from hastack.model import Cloud
 from hastack.report import write_scenario_report
@@ -56,16 +56,11 @@ def _play(chaos_lab: tuple[Cloud, str], name: str, tmp_path: Path) -> dict[str, 
 def _failed_requests(results: Path, most: int = 10) -> list[str]:
     """Each workload's requests that were not ok, in seconds from the run's start, with their
     errors: what a failing assertion on error counts needs to be read."""
-    events = []
-    for timeline in sorted(results.glob("*.jsonl")):
-        for line in timeline.read_text().splitlines():
-            with contextlib.suppress(ValueError):   # a line cut by a killed workload
-                events.append(json.loads(line))
-    start = min((e["t"] for e in events), default=0.0)
-    failed = [e for e in events if e.get("kind") == "request" and e.get("outcome") != "ok"]
-    return [f"  {e['workload']} {e['outcome']} at +{e['t'] - start:.2f} s "
-            f"({e.get('target') or '-'}): {e.get('error', '')}"
-            for e in sorted(failed, key=lambda e: e["t"])[:most]]
+    events = read_timeline(sorted(results.glob("*.jsonl")))
+    start = events[0].t if events else 0.0
+    failed = [e for e in events if isinstance(e, Request) and not e.ok]
+    return [f"  {e.workload} {e.outcome} at +{e.t - start:.2f} s ({e.target or '-'}): "
+            f"{e.error}" for e in failed[:most]]
 
 
 def _assert_measured_and_safe(data: dict[str, Any]) -> None:

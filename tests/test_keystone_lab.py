@@ -61,7 +61,6 @@ print(json.dumps({"issued": issued, "validated": r.status,
 """
 
 
-
 @pytest.fixture(scope="module")
 def kslab() -> Iterator[tuple[Summary, Path]]:
     with shared_demo_lab() as shared:

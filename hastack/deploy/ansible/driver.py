@@ -317,39 +317,33 @@ def host_vars(plan: Plan, assignment: HostAssignment,
     }
 
 
-def openstack_vars(site: Site, catalog: HostCatalog) -> dict[str, Any]:
-    """Each OpenStack service the plan runs: the host that registers it in Keystone and
-    makes its schema once (the first of its first process), and what it registers."""
-    services = {}
-    for service in openstack.SERVICES:
-        nodes = site.plan.nodes_running(service.processes[0])
-        if not nodes:
-            continue
-        services[service.name] = {
-            "first": nodes[0],
-            "register": {"user": service.name, "type": service.endpoint.type,
-                         "description": service.description, "region": keystone.REGION,
-                         "urls": openstack.endpoint_urls(site, service)},
-            "schema_steps": len(service.schema),
-        }
-    return services
+def _first_hosts(plan: Plan) -> list[tuple[openstack.OpenStackService, str]]:
+    """Each OpenStack service the plan runs, with the host that registers it in Keystone
+    and makes its schema once: the first of its first process."""
+    return [(service, nodes[0]) for service in openstack.SERVICES
+            if (nodes := plan.nodes_running(service.processes[0]))]
+
+
+def openstack_vars(site: Site) -> dict[str, Any]:
+    """Each OpenStack service the plan runs: its first host and what it registers."""
+    return {service.name: {
+        "first": first,
+        "register": {"user": service.name, "type": service.endpoint.type,
+                     "description": service.description, "region": keystone.REGION,
+                     "urls": openstack.endpoint_urls(site, service)},
+        "schema_steps": len(service.schema),
+    } for service, first in _first_hosts(site.plan)}
 
 
 def openstack_secret_vars(site: Site, secrets: Mapping[str, object],
                           catalog: HostCatalog) -> dict[str, Any]:
     """The service passwords and the schema commands (their connection URLs carry the
     database passwords): secret variables, never in the host inventory."""
-    out = {}
-    for service in openstack.SERVICES:
-        nodes = site.plan.nodes_running(service.processes[0])
-        if not nodes:
-            continue
-        tool = f"{catalog.venv}/bin/{service.manage}"
-        out[service.name] = {
-            "password": str(secrets.get(openstack.secret_of(service), "")),
-            "schema": openstack.schema_commands(site, service, nodes[0], tool),
-        }
-    return out
+    return {service.name: {
+        "password": str(secrets.get(openstack.secret_of(service), "")),
+        "schema": openstack.schema_commands(site, service, first,
+                                            f"{catalog.venv}/bin/{service.manage}"),
+    } for service, first in _first_hosts(site.plan)}
 
 
 def playbook_inventory(plan: Plan, files: Sequence[RenderedFile], stage: Path, state: Path,
@@ -376,7 +370,7 @@ def playbook_inventory(plan: Plan, files: Sequence[RenderedFile], stage: Path, s
         shared["hastack_keystone_port"] = plan.port(keystone.PROCESS, "identity")
         shared["hastack_keystone_bootstrap"] = keystone.bootstrap_args(site)
         shared["hastack_keystone_url"] = keystone.url(site, "internal")
-    shared["hastack_openstack"] = openstack_vars(site, catalog)
+    shared["hastack_openstack"] = openstack_vars(site)
     shared["hastack_nova_compute_hosts"] = list(plan.nodes_running("nova-compute"))
     # Every role's group, empty where the plan runs none of it: each play then has a group.
     groups: dict[str, tuple[str, ...]] = {r.role: () for r in catalog.roles if r.role != COMMON}
