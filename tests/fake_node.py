@@ -59,7 +59,8 @@ PORTS: dict[str, tuple[str, str | None]] = {
     "redis": ("redis", None), "redis-sentinel": ("redis-sentinel", None),
 }
 SCHEMA_TOOLS = {"placement-manage": "placement", "glance-manage": "glance",
-                "neutron-db-manage": "neutron", "nova-manage": "nova"}
+                "neutron-db-manage": "neutron", "nova-manage": "nova",
+                "heat-manage": "heat"}
 # Every WSGI API listens on its catalog port (keystone, placement-api, nova-api, ...).
 PORTS.update({app.program: (app.process, app.port_name) for app in wsgi.APPS})
 
@@ -245,6 +246,9 @@ class World:
         self.booting: dict[str, int] = {}          # node -> listening() polls until it listens
         self.boot_polls = 1
         self.strays: set[str] = set()
+        # node -> how many of its next cluster_status calls time out (a broker waiting for
+        # its peers' net tick answers nothing)
+        self.rabbit_silent: dict[str, int] = {}
         self.schemas: set[str] = set()              # databases a schema tool has filled
         # Nova: the compute hosts discover_hosts has mapped to cell1
         self.mapped: set[str] = set()
@@ -351,9 +355,13 @@ class World:
                 return self._wsrep_status(node.name)
             if "FROM nova.services" in sql:           # every running service reports at once
                 return completed(stdout="".join(
-                    f"{n}\t{b}\t0\t0\n" for b in ("nova-conductor", "nova-scheduler",
-                                                   "nova-compute")
+                    f"{n}\t{b}\t0\t0\t60\n" for b in ("nova-conductor", "nova-scheduler",
+                                                       "nova-compute")
                     for n in self.nodes if self.running(n, b)))
+            if "FROM heat.service" in sql:
+                return completed(stdout="".join(f"{n}\theat-engine\t0\t0\t120\n"
+                                                for n in self.nodes
+                                                if self.running(n, "heat-engine")))
             if "information_schema.tables" in sql:   # made by the service's schema tool
                 database = sql.split("table_schema = '")[1].split("'")[0]
                 return completed(stdout="1\n" if database in self.schemas else "0\n")
@@ -401,8 +409,14 @@ class World:
             return completed(69, stderr=f"Error: unable to perform an operation on node "
                                         f"'{self.nodenames[name]}'")
         if command == "cluster_status":
-            running = self.running_nodes(self.rabbit_cluster[name])
-            return completed(stdout=json.dumps({"running_nodes": running}))
+            if self.rabbit_silent.get(name, 0) > 0:
+                self.rabbit_silent[name] -= 1
+                return completed(69, stderr="Error: operation cluster_status on node timed out")
+            cluster = self.rabbit_cluster[name]
+            members = [self.nodenames[n] for n in self.nodes
+                       if self.rabbit_cluster.get(n) == cluster]
+            return completed(stdout=json.dumps({"disk_nodes": members,
+                                                "running_nodes": self.running_nodes(cluster)}))
         if command in ("reset", "join_cluster") and name not in self.app_stopped:
             return completed(64, stderr="Error: Mnesia is still running: stop_app first")
         if command == "stop_app":

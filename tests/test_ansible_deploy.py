@@ -107,7 +107,14 @@ def test_openstack_services_are_registered_and_migrated_once_by_their_first_host
     nova = inventory["vars"]["hastack_openstack"]["nova"]
     assert nova["first"] == "ctl1"
     vip = plan.cloud.vips.internal
-    assert nova["register"]["urls"]["internal"] == f"http://{vip}:8774/v2.1"
+    assert [s["urls"]["internal"] for s in nova["register"]["services"]] == [
+        f"http://{vip}:8774/v2.1"]
+    # Heat: two catalog entries, and the domain of its stack users with its admin.
+    heat = inventory["vars"]["hastack_openstack"]["heat"]["register"]
+    assert [(s["type"], s["urls"]["internal"]) for s in heat["services"]] == [
+        ("orchestration", f"http://{vip}:8004/v1/%(project_id)s"),
+        ("cloudformation", f"http://{vip}:8000/v1")]
+    assert heat["domain"]["name"] == "heat" and heat["roles"] == ["heat_stack_user"]
     assert inventory["vars"]["hastack_nova_compute_hosts"] == ["cmp1"]
     secret_vars = YAML(typ="safe").load((state / "stage" / "secret-vars.yaml").read_text())
     schema = secret_vars["hastack_openstack_secrets"]["nova"]["schema"]
@@ -118,6 +125,9 @@ def test_openstack_services_are_registered_and_migrated_once_by_their_first_host
     # cell0's URL is nova's with its own database; the passwords stay in the secret file.
     secrets = YAML(typ="safe").load((state / "secrets.yaml").read_text())
     assert any(secrets["db_nova"] in arg and "/nova_cell0?" in arg for arg in schema[1])
+    assert secret_vars["hastack_openstack_secrets"]["heat"]["register"] == {
+        "password": secrets["service_heat"], "domain_password": secrets["heat_domain_admin"]}
+    assert secrets["heat_domain_admin"] not in (state / "stage" / "hastack-hosts.yaml").read_text()
     hosts_text = (state / "stage" / "hastack-hosts.yaml").read_text()
     assert not [name for name, value in secrets.items()
                 if isinstance(value, str) and len(value) >= 16 and value in hosts_text]
@@ -153,7 +163,8 @@ def test_host_pins_are_the_releases_the_lab_runs() -> None:
                  for role in load_host_catalog().roles for spec in role.processes.values()
                  for pin in spec.pip if "==" in pin}
     assert host_pins == {k: v for k, v in lab_pins.items() if k in host_pins}
-    assert set(host_pins) == {"keystone", "openstack-placement", "glance", "neutron", "nova"}
+    assert set(host_pins) == {"keystone", "openstack-placement", "glance", "neutron", "nova",
+                              "openstack-heat"}
 
 
 def test_files_of_processes_that_are_not_deployed_are_not_staged(tmp_path: Path) -> None:
@@ -161,7 +172,7 @@ def test_files_of_processes_that_are_not_deployed_are_not_staged(tmp_path: Path)
     files = tmp_path / "state" / "stage" / "files" / "ctl1"
     assert (files / "etc" / "keystone" / "keystone.conf").exists()
     assert (files / "etc" / "nova" / "nova.conf").exists()
-    assert not (files / "etc" / "heat" / "heat.conf").exists()
+    assert not (files / "etc" / "cinder" / "cinder.conf").exists()
     assert not (files / "etc" / "neutron" / "dhcp_agent.ini").exists()
 
 

@@ -19,7 +19,8 @@ from hastack.deploy.ansible.roles import assign_hosts, not_deployed, role_groups
 from tests.conftest import EXAMPLES, example_plan, render_example
 
 PROTOCOL_ORDER = ["common", "galera", "rabbitmq", "memcached", "redis", "pacemaker",
-                  "keystone", "haproxy", "keepalived", "placement", "glance", "neutron", "nova"]
+                  "keystone", "haproxy", "keepalived", "placement", "glance", "neutron", "nova",
+                  "heat"]
 
 
 def _groups(text: str) -> dict[str, list[str]]:
@@ -73,17 +74,19 @@ def test_each_rendered_file_is_placed_by_the_role_of_its_system() -> None:
     assert {"etc/nova/nova.conf", "etc/nova/gunicorn-api.conf.py",
             "etc/systemd/system/nova-conductor.service"} <= {f.path for f in placed["nova"]}
     assert "etc/neutron/plugins/ml2/ml2_conf.ini" in {f.path for f in placed["neutron"]}
-    # heat.conf, the network agents' files: their processes are not deployed, so neither
+    assert {"etc/heat/heat.conf", "etc/heat/gunicorn-cfn.conf.py"} <= {
+        f.path for f in placed["heat"]}
+    # cinder.conf, the network agents' files: their processes are not deployed, so neither
     # are their files
     left = {f.path for f in unplaced_files(plan, files) if f.node == "ctl1"}
-    assert {"etc/heat/heat.conf", "etc/neutron/dhcp_agent.ini"} <= left
+    assert {"etc/cinder/cinder.conf", "etc/neutron/dhcp_agent.ini"} <= left
     assert not {"etc/haproxy/haproxy.cfg", "etc/nova/nova.conf"} & left
 
 
 def test_processes_without_a_role_are_reported_not_dropped() -> None:
     missing = {n.process for n in not_deployed(example_plan("demo"))}
-    assert {"heat-api", "cinder-volume", "neutron-l3-agent"} <= missing
-    assert not {"nova-api", "haproxy", "mariadb-galera"} & missing
+    assert {"cinder-api", "cinder-volume", "neutron-l3-agent"} <= missing
+    assert not {"nova-api", "heat-engine", "haproxy", "mariadb-galera"} & missing
 
 
 # --- the inventory ----------------------------------------------------------------------------

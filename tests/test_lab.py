@@ -124,7 +124,7 @@ def _openstack(*args: str, timeout: float = 180) -> str:
 
 def test_nova_services_report_and_the_apis_are_up_behind_haproxy(demo: Summary) -> None:
     status = demo.status.to_json()
-    services = {(s["binary"], s["host"]): s["up"] for s in status["compute_services"]}
+    services = {(s["binary"], s["host"]): s["up"] for s in status["services"]["nova"]}
     assert services == {**{(b, n): True for b in ("nova-conductor", "nova-scheduler")
                            for n in ("ctl1", "ctl2", "ctl3")},
                         ("nova-compute", "cmp1"): True}
@@ -133,7 +133,7 @@ def test_nova_services_report_and_the_apis_are_up_behind_haproxy(demo: Summary) 
         ("nova-compute", "cmp1", "up"), ("nova-conductor", "ctl2", "up")}
     catalog = json.loads(_openstack("catalog", "list", "-f", "json"))
     assert {c["Type"] for c in catalog} >= {"identity", "placement", "image", "network",
-                                            "compute"}
+                                            "compute", "orchestration", "cloudformation"}
 
 
 def test_an_image_uploaded_through_the_vip_downloads_whole_from_every_glance(
@@ -178,6 +178,52 @@ def test_a_server_boots_to_active_through_the_vip(demo: Summary) -> None:
     finally:
         _openstack("flavor", "delete", flavor["id"])
         _openstack("image", "delete", image["id"])
+
+
+_STACK_TEMPLATE = """heat_template_version: 2018-08-31
+resources:
+  word:
+    type: OS::Heat::RandomString
+    properties: {length: 24}
+outputs:
+  word: {value: {get_attr: [word, value]}}
+"""
+
+
+def test_a_stack_completes_through_the_vip_and_every_heat_engine_reports(
+        demo: Summary) -> None:
+    """heat-api (through the VIP) -> RabbitMQ -> a heat-engine, which makes the resource,
+    keeps the stack in Galera and a trust in Keystone; then deletes it all."""
+    engines = json.loads(_openstack("orchestration", "service", "list", "-f", "json"))
+    assert {e["Host"] for e in engines if e["Binary"] == "heat-engine"
+            and e["Status"] == "up"} == {"ctl1", "ctl2", "ctl3"}
+    written = lab.run_in("demo", "client", ["sh", "-c", "cat > /tmp/lab-stack.yaml"],
+                         input=_STACK_TEMPLATE)
+    assert written.returncode == 0, written.stderr
+    created = _openstack("stack", "create", "--wait", "-t", "/tmp/lab-stack.yaml",
+                         "lab-stack", "-f", "json", timeout=300)
+    # --wait prints the stack's events first, then the stack.
+    stack = json.loads(created[created.index("\n{") + 1:] if not created.startswith("{")
+                       else created)
+    try:
+        assert stack["stack_status"] == "CREATE_COMPLETE", stack.get("stack_status_reason")
+        word = json.loads(_openstack("stack", "output", "show", "lab-stack", "word",
+                                     "-f", "json"))["output_value"]
+        assert len(word) == 24 and word.isalnum()
+    finally:
+        _openstack("stack", "delete", "--yes", "--wait", "lab-stack", timeout=300)
+    assert "lab-stack" not in _openstack("stack", "list", "-f", "value", "-c", "Stack Name")
+    # The CloudFormation API answers through the VIP too (its version document).
+    cfn = next(c for c in json.loads(_openstack("catalog", "show", "cloudformation",
+                                                "-f", "json"))["endpoints"]
+               if c["interface"] == "internal")
+    versions = lab.run_in("demo", "client", [_venv_python(), "-c",
+                                             "import sys, urllib.request, urllib.error\n"
+                                             "try: urllib.request.urlopen(sys.argv[1])\n"
+                                             "except urllib.error.HTTPError as e: "
+                                             "print(e.code, e.read().decode())",
+                                             cfn["url"].rsplit("/v1", 1)[0] + "/"])
+    assert versions.stdout.startswith("300 ") and '"v1.0"' in versions.stdout, versions
 
 
 _NOVA_RPC = """

@@ -209,6 +209,20 @@ def test_a_stray_rabbitmq_node_is_reset_and_joined_to_the_seed(world: World) -> 
     assert world.running_nodes(seed) == ["rabbit@ctl1", "rabbit@ctl2", "rabbit@ctl3"]
 
 
+def test_members_of_the_cluster_are_never_reset_when_the_seed_answers_late(world: World) -> None:
+    """After a power cut every broker waits for its peers; the seed's cluster_status may
+    time out meanwhile. That is no answer, not "nobody is clustered": resetting the members
+    would delete their quorum queue replicas, and with them every confirmed message."""
+    site = brought_up(world)
+    world.rabbit_silent["ctl1"] = 2
+
+    # What `hastack recover` runs once its plan has started every broker.
+    assert rabbitmq.bring_up(site) == []
+
+    assert rabbit_story(world) == []
+    assert world.running_nodes("rabbit@ctl1") == ["rabbit@ctl1", "rabbit@ctl2", "rabbit@ctl3"]
+
+
 def test_failed_recovery_never_reads_an_earlier_runs_position(world: World) -> None:
     site = brought_up(world)
     world.power_off()

@@ -134,15 +134,17 @@ def _print_status(report: dict[str, Any], console: Console) -> None:
         console.print(f"HAProxy {backend}: {states}")
     if all_down:
         console.print(f"HAProxy, every back end DOWN: {', '.join(all_down)}")
-    compute = report.get("compute_services")
-    if compute:
+    for service, rows in (report.get("services") or {}).items():
+        if rows is None:
+            console.print(f"{service.capitalize()} services: no Galera member answers")
+            continue
         by_binary: dict[str, list[str]] = {}
-        for s in compute:
+        for s in rows:
             state = "up" if s["up"] else "DOWN"
             by_binary.setdefault(s["binary"], []).append(
                 f"{s['host']} {state}{' (disabled)' if s['disabled'] else ''}")
-        console.print("Nova services: " + "; ".join(f"{b} {', '.join(hosts)}"
-                                                    for b, hosts in by_binary.items()))
+        console.print(f"{service.capitalize()} services: " + "; ".join(
+            f"{b} {', '.join(hosts)}" for b, hosts in by_binary.items()))
     rabbit = report.get("rabbitmq")
     if rabbit:
         console.print(f"RabbitMQ running: {', '.join(rabbit['running']) or 'none'}"

@@ -49,7 +49,7 @@ class Kind(StrEnum):
     PACEMAKER_MEMBER = "pacemaker-member"      # a reachable member not online
     PACEMAKER_RESOURCE = "pacemaker-resource"  # a resource not started, or a failed action
     API_BACKEND = "api-backend"          # HAProxy finds a running API's back end DOWN
-    COMPUTE_SERVICE = "compute-service"  # a Nova service missing or not reporting
+    RPC_SERVICE = "rpc-service"  # an OpenStack RPC service (Nova's, Heat's) not reporting
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,9 @@ class Health:
     redis: caches.RedisView | None = None
     keystone: KeystoneView | None = None
     pacemaker: ClusterView | None = None
-    compute: tuple[openstack.ComputeService, ...] | None = None
+    # OpenStack service -> its service list (None: no Galera member answered for it).
+    services: Mapping[str, tuple[openstack.RpcService, ...] | None] = field(
+        default_factory=dict)
     clouds_yaml: str | None = None
     skipped: tuple[tuple[str, str, str], ...] = ()
     state_dir: str = ""
@@ -127,8 +129,8 @@ class Health:
             "galera": opt(self.galera), "rabbitmq": opt(self.rabbitmq),
             "memcached": list(self.memcached), "redis": opt(self.redis),
             "keystone": opt(self.keystone), "pacemaker": opt(self.pacemaker),
-            "compute_services": None if self.compute is None
-            else [s.to_json() for s in self.compute],
+            "services": {name: None if rows is None else [s.to_json() for s in rows]
+                         for name, rows in self.services.items()},
             "clouds_yaml": self.clouds_yaml,
             "haproxy": self.haproxy.to_json(),
             "nodes": {n: v.to_json() for n, v in self.nodes.items()},
@@ -149,7 +151,7 @@ def collect(site: Site, details: Mapping[str, Mapping[str, Any]] | None = None) 
         keystone_f = pool.submit(keystone.health, site)
         memcached_f = pool.submit(caches.memcached_servers, site)
         pacemaker_f = pool.submit(pacemaker.cluster_view, site)
-        compute_f = pool.submit(openstack.compute_services, site)
+        services_f = pool.submit(openstack.rpc_services, site)
         holders = holders_f.result()
         haproxy = loadbalancing.haproxy_view(site, holders)
         nodes = nodes_f.result()
@@ -159,7 +161,7 @@ def collect(site: Site, details: Mapping[str, Mapping[str, Any]] | None = None) 
         rabbit, redis, ks = rabbit_f.result(), redis_f.result(), keystone_f.result()
         memcached = tuple(memcached_f.result())
         cluster = pacemaker_f.result()
-        compute = compute_f.result()
+        services = services_f.result()
     anomalies = [Anomaly(Kind.NODE_DOWN, f"node {n} is not running", node=n)
                  for n in site.unreachable]
     anomalies += _service_anomalies(nodes)
@@ -181,14 +183,13 @@ def collect(site: Site, details: Mapping[str, Mapping[str, Any]] | None = None) 
     if site.members(pacemaker.COROSYNC):
         anomalies += _pacemaker_anomalies(site, cluster)
     anomalies += _api_backend_anomalies(site, nodes, haproxy)
-    if site.plan.runs("nova-conductor") and openstack.BY_NAME["nova"].installed():
-        anomalies += _compute_anomalies(site, nodes, compute)
+    anomalies += _rpc_service_anomalies(site, nodes, services)
     clouds_yaml = keystone.clouds_yaml_path(site)
     return Health(
         cloud=site.cloud.name, anomalies=tuple(anomalies),
         vips={name: str(ip) for name, ip in site.cloud.vips.items()}, vip_holders=holders,
         nodes=nodes, haproxy=haproxy, galera=galera_view, rabbitmq=rabbit,
-        memcached=memcached, redis=redis, keystone=ks, pacemaker=cluster, compute=compute,
+        memcached=memcached, redis=redis, keystone=ks, pacemaker=cluster, services=services,
         clouds_yaml=str(clouds_yaml) if ks is not None and clouds_yaml.exists() else None,
         skipped=tuple(site.skipped), state_dir=str(site.state))
 
@@ -255,24 +256,31 @@ def _api_backend_anomalies(site: Site, nodes: Mapping[str, NodeView],
     return found
 
 
-def _compute_anomalies(site: Site, nodes: Mapping[str, NodeView],
-                       services: tuple[openstack.ComputeService, ...] | None) -> list[Anomaly]:
-    if services is None:
-        return [Anomaly(Kind.COMPUTE_SERVICE, "Nova: no Galera member answers for its "
-                                              "services")]
+def _rpc_service_anomalies(
+        site: Site, nodes: Mapping[str, NodeView],
+        services: Mapping[str, tuple[openstack.RpcService, ...] | None]) -> list[Anomaly]:
+    """Every planned RPC service of a live node that its service list does not show up."""
     found = []
-    reported = {(s.binary, s.host): s for s in services}
-    for process in openstack.RPC_BINARIES:
-        for node in site.plan.nodes_running(process):
-            view = nodes.get(node)
-            if view is None or not view.alive:
-                continue                 # NODE_DOWN says it
-            service = reported.get((process, node))
-            if service is None or not service.up:
-                state = "not registered" if service is None else \
-                    f"down (last report {service.age_s} s ago)"
-                found.append(Anomaly(Kind.COMPUTE_SERVICE, f"Nova: {process} on {node} is "
-                                     f"{state}", node=node, service=process))
+    for table in openstack.SERVICE_TABLES:
+        if table.service not in services:
+            continue
+        rows = services[table.service]
+        if rows is None:
+            found.append(Anomaly(Kind.RPC_SERVICE, f"{table.title}: no Galera member answers "
+                                                   "for its services"))
+            continue
+        reported = {(s.binary, s.host): s for s in rows}
+        for process in table.binaries:
+            for node in site.plan.nodes_running(process):
+                view = nodes.get(node)
+                if view is None or not view.alive:
+                    continue                 # NODE_DOWN says it
+                service = reported.get((process, node))
+                if service is None or not service.up:
+                    state = "not registered" if service is None else \
+                        f"down (last report {service.age_s} s ago)"
+                    found.append(Anomaly(Kind.RPC_SERVICE, f"{table.title}: {process} on "
+                                         f"{node} is {state}", node=node, service=process))
     return found
 
 

@@ -84,6 +84,9 @@ def components(choose: galera.Chooser = galera.choose_most_advanced,
                   # start: only nova-compute's first report needs Placement.
                   needs=("keystone", "rabbitmq", "placement"),
                   services=openstack.services_of(openstack.BY_NAME["nova"])),
+        # Heat's engines call the other services only when a stack asks for them.
+        Component("heat", openstack.starter("heat"), needs=("keystone", "rabbitmq"),
+                  services=openstack.services_of(openstack.BY_NAME["heat"])),
     )
     overrides = overrides or {}
     return tuple(replace(c, start=overrides[c.name]) if c.name in overrides else c

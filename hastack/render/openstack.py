@@ -37,6 +37,13 @@ RABBIT_USER = "openstack"
 RABBIT_SECRET = "rabbitmq_openstack"
 KEYSTONE_ADMIN_SECRET = "keystone_admin"
 METADATA_SECRET = "neutron_metadata_proxy"
+# Heat: the key of its credential store, and the admin of the domain of its stack users.
+HEAT_AUTH_KEY_SECRET = "heat_auth_encryption_key"
+HEAT_DOMAIN_ADMIN_SECRET = "heat_domain_admin"
+HEAT_STACK_DOMAIN = "heat"
+HEAT_DOMAIN_ADMIN = "heat_domain_admin"
+# The Keystone region of the cloud's endpoints.
+REGION = "RegionOne"
 # Where Neutron's L3 HA routers keep their VRRP traffic (HA Guide, network-node scenarios).
 L3_HA_NET_CIDR = "169.254.192.0/18"
 GLANCE_IMAGES = "/var/lib/glance/images"
@@ -455,7 +462,7 @@ def _nova(view: NodeView, ini: IniFile) -> None:
         ini.set("neutron", "metadata_proxy_shared_secret", view.password(METADATA_SECRET))
     _endpoint(view, ini, "placement",
               "placement-api" if plan.runs("placement-api") else None)
-    ini.set("placement", "region_name", "RegionOne")
+    ini.set("placement", "region_name", REGION)
     workers = view.ctx.sizing.rpc_workers
     if workers is not None:
         for process, section in (("nova-conductor", "conductor"),
@@ -586,8 +593,28 @@ def _heat(view: NodeView, ini: IniFile) -> None:
         cfn = view.vip_url("heat-api-cfn")
         ini.set("DEFAULT", "heat_metadata_server_url", cfn)
         ini.set("DEFAULT", "heat_waitcondition_server_url", f"{cfn}/v1/waitcondition")
+    ini.set("DEFAULT", "auth_encryption_key", view.password(HEAT_AUTH_KEY_SECRET),
+            "Encrypts the credentials Heat keeps in its database: the same on every node\n"
+            "(any engine may resume any stack); 32 characters, as Heat requires.")
+    ini.set("DEFAULT", "stack_user_domain_name", HEAT_STACK_DOMAIN,
+            "Users Heat makes for a stack's servers live in their own domain.")
+    ini.set("DEFAULT", "stack_domain_admin", HEAT_DOMAIN_ADMIN)
+    ini.set("DEFAULT", "stack_domain_admin_password", view.password(HEAT_DOMAIN_ADMIN_SECRET))
+    ini.set("DEFAULT", "region_name_for_services", REGION)
+    ini.set("clients", "endpoint_type", "internalURL",
+            "The engines call the other services through the internal VIP.")
+    workers = view.ctx.sizing.rpc_workers
+    if workers is not None and "heat-engine" in view.processes:
+        ini.set("DEFAULT", "num_engine_workers", workers, "Sizing profile.")
     ini.set("clients_keystone", "auth_uri", view.keystone_url)
-    _keystone_auth(view, ini, "trustee")
+    # The CloudFormation API checks EC2-signed requests with Keystone (its catalog's identity
+    # endpoint, found with Heat's own user).
+    _endpoint(view, ini, "ec2authtoken", None)
+    # The user trusts name as trustee: unscoped (a trust is its own scope, and keystoneauth
+    # refuses a project beside it).
+    ini.update("trustee", {"auth_url": view.keystone_url, "auth_type": "password",
+                           "user_domain_name": "Default", "username": "heat",
+                           "password": view.password("service_heat")})
 
 
 def _ceilometer(view: NodeView, ini: IniFile) -> None:
@@ -628,8 +655,8 @@ def _listen_on(process: str, section: str, port_name: str, host_key: str = "bind
 
 
 SERVICE_CONFIGS: tuple[ServiceConfig, ...] = (
-    # Keystone, Placement, Glance's, Nova's and Neutron's APIs run under a WSGI server that
-    # binds the node IP itself (render/wsgi.py): their own files have no bind option.
+    # Keystone's, Placement's, Glance's, Nova's, Neutron's and Heat's APIs run under a WSGI
+    # server that binds the node IP itself (render/wsgi.py): their files have no bind option.
     ServiceConfig("keystone", "etc/keystone/keystone.conf", databases=("keystone",),
                   db_sections=(("database", "keystone"),), extra=_keystone),
     ServiceConfig("glance", "etc/glance/glance-api.conf", databases=("glance",),
@@ -664,10 +691,9 @@ SERVICE_CONFIGS: tuple[ServiceConfig, ...] = (
                   extra=_cinder),
     ServiceConfig("heat", "etc/heat/heat.conf", databases=("heat",),
                   db_sections=(("database", "heat"),),
-                  listen=(_listen_on("heat-api", "heat_api", "orchestration"),
-                          _listen_on("heat-api-cfn", "heat_api_cfn", "cloudformation"),
-                          _listen_on("heat-api-cloudwatch", "heat_api_cloudwatch",
-                                     "cloudwatch")),
+                  # heat-api and heat-api-cfn run under gunicorn (render/wsgi.py).
+                  listen=(_listen_on("heat-api-cloudwatch", "heat_api_cloudwatch",
+                                     "cloudwatch"),),
                   extra=_heat),
     # Ceilometer keeps its samples in MongoDB/Gnocchi, not in Galera.
     ServiceConfig("ceilometer", "etc/ceilometer/ceilometer.conf",
@@ -728,6 +754,10 @@ def secrets_needed(plan: Plan) -> list[SecretSpec]:
         specs.append(SecretSpec(REDIS_PASSWORD_SECRET, purpose="Redis (tooz coordination)"))
     if _metadata_proxy(plan):
         specs.append(SecretSpec(METADATA_SECRET, purpose="Nova/Neutron metadata proxy"))
+    if "heat" in {c.service for c in _enabled_configs(plan)}:
+        specs.append(SecretSpec(HEAT_AUTH_KEY_SECRET, purpose="Heat's credential store key"))
+        specs.append(SecretSpec(HEAT_DOMAIN_ADMIN_SECRET,
+                                purpose=f"Keystone user '{HEAT_DOMAIN_ADMIN}' (Heat's domain)"))
     return specs
 
 

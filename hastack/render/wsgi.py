@@ -1,6 +1,6 @@
 """The WSGI server of the OpenStack APIs that run under one: gunicorn.
 
-Stage 4 (render). The PyPI wheels of Keystone, Placement, Glance, Nova and Neutron ship no
+Stage 4 (render). The PyPI wheels of Keystone, Placement, Glance, Nova, Neutron and Heat ship no
 server of their own, only application modules; gunicorn serves each of them (through
 `hastack.agents.openstack_wsgi`, which keeps gunicorn's arguments away from the service's
 option parser). Per node, gunicorn binds the node's own address on the catalog port, so
@@ -66,6 +66,12 @@ APPS: tuple[WsgiApp, ...] = (
     WsgiApp("glance-api", "glance-api", "glance.wsgi.api", "image",
             "etc/glance/gunicorn.conf.py", 1,
             "One worker per node: image data streams through it."),
+    WsgiApp("heat-api", "heat-api", "heat.wsgi.api", "orchestration",
+            "etc/heat/gunicorn-api.conf.py", 1,
+            "One worker per node: the API only hands stacks to the engines."),
+    WsgiApp("heat-api-cfn", "heat-api-cfn", "heat.wsgi.cfn", "cloudformation",
+            "etc/heat/gunicorn-cfn.conf.py", 1,
+            "One worker per node: the CloudFormation API only hands stacks to the engines."),
 )
 BY_PROGRAM = {a.program: a for a in APPS}
 

@@ -328,9 +328,7 @@ def openstack_vars(site: Site) -> dict[str, Any]:
     """Each OpenStack service the plan runs: its first host and what it registers."""
     return {service.name: {
         "first": first,
-        "register": {"user": service.name, "type": service.endpoint.type,
-                     "description": service.description, "region": keystone.REGION,
-                     "urls": openstack.endpoint_urls(site, service)},
+        "register": openstack.registration(site, service),
         "schema_steps": len(service.schema),
     } for service, first in _first_hosts(site.plan)}
 
@@ -340,7 +338,7 @@ def openstack_secret_vars(site: Site, secrets: Mapping[str, object],
     """The service passwords and the schema commands (their connection URLs carry the
     database passwords): secret variables, never in the host inventory."""
     return {service.name: {
-        "password": str(secrets.get(openstack.secret_of(service), "")),
+        "register": openstack.registration_secrets(service, secrets),
         "schema": openstack.schema_commands(site, service, first,
                                             f"{catalog.venv}/bin/{service.manage}"),
     } for service, first in _first_hosts(site.plan)}

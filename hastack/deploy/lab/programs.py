@@ -28,7 +28,8 @@ PYTHON_NEEDS = {"keystone": keystone.PYTHON_PACKAGE,
                 "neutron-server": "neutron", "neutron-api": "neutron",
                 "neutron-rpc-server": "neutron",
                 **{p: "nova" for p in ("nova-api", "nova-metadata-api", "nova-conductor",
-                                       "nova-scheduler", "nova-compute")}}
+                                       "nova-scheduler", "nova-compute")},
+                **{p: "heat" for p in ("heat-api", "heat-api-cfn", "heat-engine")}}
 # Files a wheel ships under <venv>/etc that its service reads from /etc (a Debian package
 # would install them there): process -> (path under the venv, path in the node). The host
 # catalog's, so that the lab and real hosts place the same ones.
@@ -87,6 +88,7 @@ def _oslo_service(program: str, *config_files: str) -> Program:
 NOVA_CONF = "etc/nova/nova.conf"
 NEUTRON_CONF = "etc/neutron/neutron.conf"
 ML2_CONF = "etc/neutron/plugins/ml2/ml2_conf.ini"
+HEAT_CONF = "etc/heat/heat.conf"
 
 LAB_PROCESSES: tuple[LabProcess, ...] = (
     LabProcess("haproxy", (
@@ -147,6 +149,9 @@ LAB_PROCESSES: tuple[LabProcess, ...] = (
     LabProcess("nova-scheduler", (_oslo_service("nova-scheduler", NOVA_CONF),)),
     LabProcess("nova-compute", (_oslo_service("nova-compute", NOVA_CONF,
                                               NOVA_COMPUTE_LAB_CONF),)),
+    LabProcess("heat-api", (_gunicorn("heat-api"),)),
+    LabProcess("heat-api-cfn", (_gunicorn("heat-api-cfn"),)),
+    LabProcess("heat-engine", (_oslo_service("heat-engine", HEAT_CONF),)),
 )
 BY_PROCESS = {p.process: p for p in LAB_PROCESSES}
 

@@ -34,7 +34,7 @@ from hastack.deploy.files import read_secrets
 from hastack.deploy.site import Site, running
 from hastack.deploy.systems import galera, parallel, python_package_installed, wait_listening
 from hastack.errors import LabError
-from hastack.render.openstack import KEYSTONE_ADMIN_SECRET
+from hastack.render.openstack import KEYSTONE_ADMIN_SECRET, REGION
 from hastack.render.tls import ca_certificate
 
 PROCESS = SERVICE = "keystone"
@@ -44,7 +44,6 @@ CLIENT_CLOUDS_YAML = "/etc/openstack/clouds.yaml"  # where openstacksdk looks, o
 CLIENT_CA = "/etc/openstack/hastack-ca.pem"        # the cloud's CA, on the client
 CA_FILE = "ca.pem"                                 # the same, in the state dir
 KEYSTONE_CONF = "/etc/keystone/keystone.conf"
-REGION = "RegionOne"
 DB_SYNC_DONE = "keystone-db-sync.done"
 BOOTSTRAP_DONE = "keystone-bootstrap.done"
 MANAGE_OVERRIDE = "/run/hastack/keystone-manage.conf"
@@ -88,23 +87,21 @@ def api_url(site: Site, process: str, port_name: str, path: str = "",
 REGISTER_AGENT = "hastack.agents.keystone_register"
 
 
-def register_service(site: Site, user: str, password: str, service_type: str,
-                     description: str, urls: dict[str, str]) -> None:
-    """A service's Keystone user (admin in project `service`), its catalog entry and its
-    endpoints, through the VIP as the admin, from the client."""
+def register_service(site: Site, request: dict[str, Any]) -> None:
+    """A service's Keystone user (admin in project `service`), its catalog entries and their
+    endpoints (`request`: `hastack.agents.keystone_register`'s, passwords included), through
+    the VIP as the admin, from the client."""
     if site.client is None:
-        raise LabError(f"registering {user} in Keystone needs the client node")
-    request = json.dumps({"cloud": CLOUD_NAME, "user": user, "password": password,
-                          "type": service_type, "description": description, "urls": urls,
-                          "region": REGION})
+        raise LabError(f"registering {request['user']} in Keystone needs the client node")
+    body = json.dumps({"cloud": CLOUD_NAME, **request})
     last = ""
     for _ in range(MANAGE_ATTEMPTS):
-        result = site.client.run([sys.executable, "-m", REGISTER_AGENT], input=request,
+        result = site.client.run([sys.executable, "-m", REGISTER_AGENT], input=body,
                                  timeout=MANAGE_TIMEOUT_S, check=False)
         if result.returncode == 0:
             return
         last = " | ".join((result.stderr or result.stdout).strip().splitlines()[-2:])
-    raise LabError(f"registering {user} ({service_type}) in Keystone failed: {last}")
+    raise LabError(f"registering {request['user']} in Keystone failed: {last}")
 
 
 # --- keys --------------------------------------------------------------------------------

@@ -1,10 +1,11 @@
-"""The OpenStack services behind Keystone — Placement, Glance, Nova — as data, and one
-bring-up for all of them.
+"""The OpenStack services behind Keystone — Placement, Glance, Neutron's server, Nova, Heat —
+as data, and one bring-up for all of them.
 
 Stage 5 (deploy), written only against `NodeExec`. Each service is a row of `SERVICES`:
 
-- its user, service and endpoints in Keystone (`keystone.register_service`, once, on the
-  VIPs), with the password its rendered files carry;
+- its user, catalog entries and endpoints in Keystone (`keystone.register_service`, once, on
+  the VIPs), with the password its rendered files carry (and, for Heat, the domain of its
+  stack users);
 - its one-time schema commands (`placement-manage db sync`, `nova-manage api_db sync`, the
   cell mappings, ...) run once per deployment on the first node, against one Primary Galera
   member directly (`galera.direct_database`: a cold bring-up's state transfers take the donor
@@ -21,9 +22,10 @@ from __future__ import annotations
 import configparser
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hastack.deploy.base import NodeExec
 from hastack.deploy.files import read_secrets
@@ -37,6 +39,12 @@ from hastack.deploy.systems import (
 )
 from hastack.errors import LabError
 from hastack.render import wsgi
+from hastack.render.openstack import (
+    HEAT_DOMAIN_ADMIN,
+    HEAT_DOMAIN_ADMIN_SECRET,
+    HEAT_STACK_DOMAIN,
+    REGION,
+)
 
 START_TIMEOUT_S = 120
 MANAGE_TIMEOUT_S = 300
@@ -51,7 +59,11 @@ Args = tuple[str, ...]
 
 @dataclass(frozen=True)
 class Endpoint:
+    """One entry of Keystone's catalog and the API behind it."""
+
+    name: str             # the catalog service's name
     type: str
+    description: str
     process: str          # the API's catalog process: its frontend's port
     port_name: str
     path: str = ""
@@ -64,8 +76,7 @@ class OpenStackService:
     conf: str                          # its main rendered file
     manage: str                        # its schema tool
     schema: tuple[Args, ...]           # one-time commands, in order
-    endpoint: Endpoint
-    description: str
+    endpoints: tuple[Endpoint, ...]
     # Catalog processes on the controllers, in start order; `late` ones start after the
     # others answer (nova-compute needs the conductors).
     processes: tuple[str, ...]
@@ -73,6 +84,10 @@ class OpenStackService:
     # A table the schema commands make ("database.table"): a tool that exits 0 having made
     # nothing is caught here, not by the first API request.
     made: str = ""
+    # Roles the service expects Keystone to have, and a domain of its own with an admin
+    # (name of the domain, of its admin, and the secret that is the admin's password).
+    roles: tuple[str, ...] = ()
+    domain: tuple[str, str, str] | None = None
 
     def installed(self) -> bool:
         return python_package_installed(self.package)
@@ -81,16 +96,18 @@ class OpenStackService:
 SERVICES: tuple[OpenStackService, ...] = (
     OpenStackService(
         "placement", "placement", "/etc/placement/placement.conf", "placement-manage",
-        (("db", "sync"),), Endpoint("placement", "placement-api", "placement"),
-        "Placement API", ("placement-api",), made="placement.resource_providers"),
+        (("db", "sync"),),
+        (Endpoint("placement", "placement", "Placement API", "placement-api", "placement"),),
+        ("placement-api",), made="placement.resource_providers"),
     OpenStackService(
         "glance", "glance", "/etc/glance/glance-api.conf", "glance-manage",
-        (("db_sync",),), Endpoint("image", "glance-api", "image"), "Image service",
+        (("db_sync",),), (Endpoint("glance", "image", "Image service", "glance-api", "image"),),
         ("glance-api",), made="glance.images"),
     OpenStackService(
         "neutron", "neutron", "/etc/neutron/neutron.conf", "neutron-db-manage",
-        (("upgrade", "heads"),), Endpoint("network", "neutron-server", "network"),
-        "Networking service", ("neutron-server",), made="neutron.ml2_vxlan_allocations"),
+        (("upgrade", "heads"),),
+        (Endpoint("neutron", "network", "Networking service", "neutron-server", "network"),),
+        ("neutron-server",), made="neutron.ml2_vxlan_allocations"),
     OpenStackService(
         "nova", "nova", "/etc/nova/nova.conf", "nova-manage",
         (("api_db", "sync"),
@@ -101,9 +118,19 @@ SERVICES: tuple[OpenStackService, ...] = (
           "--database_connection", "{database.connection}",
           "--transport-url", "{DEFAULT.transport_url}"),
          ("db", "sync")),
-        Endpoint("compute", "nova-api", "compute", "/v2.1"), "Compute service",
+        (Endpoint("nova", "compute", "Compute service", "nova-api", "compute", "/v2.1"),),
         ("nova-api", "nova-conductor", "nova-scheduler"), late=("nova-compute",),
         made="nova.instances"),
+    OpenStackService(
+        "heat", "heat", "/etc/heat/heat.conf", "heat-manage", (("db_sync",),),
+        (Endpoint("heat", "orchestration", "Orchestration service", "heat-api",
+                  "orchestration", "/v1/%(project_id)s"),
+         Endpoint("heat-cfn", "cloudformation", "Orchestration service (CloudFormation API)",
+                  "heat-api-cfn", "cloudformation", "/v1")),
+        ("heat-api", "heat-api-cfn", "heat-engine"), made="heat.stack",
+        # Heat gives the users it makes for a stack's servers this role, in its own domain.
+        roles=("heat_stack_user",),
+        domain=(HEAT_STACK_DOMAIN, HEAT_DOMAIN_ADMIN, HEAT_DOMAIN_ADMIN_SECRET)),
 )
 BY_NAME = {s.name: s for s in SERVICES}
 
@@ -248,28 +275,52 @@ def secret_of(service: OpenStackService) -> str:
     return f"service_{service.name}"
 
 
-def endpoint_urls(site: Site, service: OpenStackService) -> dict[str, str]:
-    """The service's Keystone endpoints: interface -> URL on the VIPs."""
-    e = service.endpoint
-    return {iface: keystone.api_url(site, e.process, e.port_name, e.path, vip)
+def endpoint_urls(site: Site, endpoint: Endpoint) -> dict[str, str]:
+    """One catalog entry's Keystone endpoints: interface -> URL on the VIPs."""
+    return {iface: keystone.api_url(site, endpoint.process, endpoint.port_name,
+                                    endpoint.path, vip)
             for iface, vip in (("internal", "internal"), ("admin", "internal"),
                                ("public", "public"))}
+
+
+def registration(site: Site, service: OpenStackService) -> dict[str, Any]:
+    """What `hastack.agents.keystone_register` makes Keystone hold for the service, but its
+    passwords (`password`, `domain_password`: secrets the caller adds)."""
+    request: dict[str, Any] = {
+        "user": service.name, "region": REGION, "roles": list(service.roles),
+        "services": [{"name": e.name, "type": e.type, "description": e.description,
+                      "urls": endpoint_urls(site, e)} for e in service.endpoints]}
+    if service.domain is not None:
+        name, admin, _ = service.domain
+        request["domain"] = {"name": name, "admin": admin,
+                             "description": f"Users {service.name} makes for its resources"}
+    return request
+
+
+def registration_secrets(service: OpenStackService,
+                         secrets: Mapping[str, object]) -> dict[str, str]:
+    """The passwords of the service's registration, from the cloud's secrets."""
+    out = {"password": str(secrets.get(secret_of(service), ""))}
+    if service.domain is not None:
+        out["domain_password"] = str(secrets.get(service.domain[2], ""))
+    return out
 
 
 def _register(site: Site, service: OpenStackService) -> list[str]:
     marker = f"{service.name}-keystone.done"
     if site.done(marker):
         return []
-    password = read_secrets(site.state).get(secret_of(service))
-    if password is None:
-        raise LabError(f"no '{secret_of(service)}' secret in {site.state}: render first")
-    e = service.endpoint
-    urls = endpoint_urls(site, service)
-    with site.steps.timed("-", service.name, "Keystone user, service, endpoints"):
-        keystone.register_service(site, service.name, str(password), e.type,
-                                  service.description, urls)
+    secrets = read_secrets(site.state)
+    missing = [s for s, v in registration_secrets(service, secrets).items() if not v]
+    if missing:
+        raise LabError(f"no '{secret_of(service)}' secret (or its domain admin's) in "
+                       f"{site.state}: render first")
+    request = registration(site, service) | registration_secrets(service, secrets)
+    with site.steps.timed("-", service.name, "Keystone user, services, endpoints"):
+        keystone.register_service(site, request)
     site.mark_done(marker, f"{service.name} registered in Keystone")
-    return [f"registered {service.name} ({e.type}) in Keystone: {urls['internal']}"]
+    return [f"registered {service.name} ({e.type}) in Keystone: "
+            f"{endpoint_urls(site, e)['internal']}" for e in service.endpoints]
 
 
 # --- bring-up --------------------------------------------------------------------------------
@@ -381,46 +432,102 @@ def _discover_hosts(site: Site, service: OpenStackService, node: NodeExec,
 
 # --- health ------------------------------------------------------------------------------
 
+
+@dataclass(frozen=True)
+class ServiceTable:
+    """Where an OpenStack service's RPC services report themselves, and its rule for up.
+
+    `sql` yields host, binary, disabled (0/1), seconds since the last report (NULL: never),
+    and the age past which the service calls it down; a host's youngest row counts (Heat
+    keeps the rows of an engine's earlier lives until it cleans them up)."""
+
+    service: str                  # the OpenStack service (`SERVICES`)
+    title: str
+    binaries: tuple[str, ...]     # catalog processes that report (APIs write no heartbeat)
+    sql: str
+
+
 # Nova's own rule (its database servicegroup driver): a service is up while its last report
 # is younger than service_down_time (nova's default; the lab does not change it).
 SERVICE_DOWN_TIME_S = 60
 # The RPC services (the APIs' rows are written once at start and never report).
 RPC_BINARIES = ("nova-conductor", "nova-scheduler", "nova-compute")
-_SERVICES_SQL = ("SELECT host, `binary`, disabled, TIMESTAMPDIFF(SECOND, updated_at, "
-                 "UTC_TIMESTAMP()) FROM nova.services WHERE deleted = 0 AND `binary` IN ("
-                 + ", ".join(f"'{b}'" for b in RPC_BINARIES) + ") ORDER BY `binary`, host")
+SERVICE_TABLES: tuple[ServiceTable, ...] = (
+    ServiceTable(
+        "nova", "Nova", RPC_BINARIES,
+        "SELECT host, `binary`, disabled, TIMESTAMPDIFF(SECOND, updated_at, UTC_TIMESTAMP()), "
+        f"{SERVICE_DOWN_TIME_S} FROM nova.services WHERE deleted = 0 AND `binary` IN ("
+        + ", ".join(f"'{b}'" for b in RPC_BINARIES) + ") ORDER BY `binary`, host"),
+    # Heat's rule (`heat.common.service_utils.format_service`): up while the last report is
+    # at most two report intervals old.
+    ServiceTable(
+        "heat", "Heat", ("heat-engine",),
+        "SELECT host, `binary`, 0, TIMESTAMPDIFF(SECOND, COALESCE(updated_at, created_at), "
+        "UTC_TIMESTAMP()), 2 * report_interval FROM heat.service WHERE deleted_at IS NULL "
+        "ORDER BY `binary`, host"),
+)
 
 
 @dataclass(frozen=True)
-class ComputeService:
+class RpcService:
+    """One row of a service list (`openstack compute service list`, `openstack orchestration
+    service list`)."""
+
+    service: str                   # the OpenStack service it belongs to
     host: str
     binary: str
     disabled: bool
     age_s: int | None              # since its last report; None: never reported
+    down_after_s: int
 
     @property
     def up(self) -> bool:
-        return self.age_s is not None and self.age_s <= SERVICE_DOWN_TIME_S
+        return self.age_s is not None and self.age_s <= self.down_after_s
 
     def to_json(self) -> dict[str, object]:
-        return {"host": self.host, "binary": self.binary, "disabled": self.disabled,
-                "up": self.up, "last_report_s": self.age_s}
+        return {"service": self.service, "host": self.host, "binary": self.binary,
+                "disabled": self.disabled, "up": self.up, "last_report_s": self.age_s}
 
 
-def parse_services(rows: list[list[str]]) -> tuple[ComputeService, ...]:
-    return tuple(ComputeService(host, binary, disabled == "1",
-                                int(age) if age not in ("", "NULL") else None)
-                 for host, binary, disabled, age in rows)
+def parse_services(service: str, rows: list[list[str]]) -> tuple[RpcService, ...]:
+    """A service table's rows, one per host and binary (the youngest)."""
+    youngest: dict[tuple[str, str], RpcService] = {}
+    for host, binary, disabled, age, down_after in rows:
+        row = RpcService(service, host, binary, disabled == "1",
+                         int(age) if age not in ("", "NULL") else None, int(down_after))
+        kept = youngest.get((binary, host))
+        if kept is None or (row.age_s is not None
+                            and (kept.age_s is None or row.age_s < kept.age_s)):
+            youngest[(binary, host)] = row
+    return tuple(youngest.values())
 
 
-def compute_services(site: Site) -> tuple[ComputeService, ...] | None:
-    """Nova's services as `openstack compute service list` shows them, read from cell1's
-    database on a Synced Galera member (None when Nova does not run or no member answers)."""
-    if not site.plan.runs("nova-conductor") or not BY_NAME["nova"].installed():
-        return None
+def reporting_tables(site: Site) -> tuple[ServiceTable, ...]:
+    """The service tables of the services the lab runs (planned and installed)."""
+    return tuple(t for t in SERVICE_TABLES
+                 if any(site.plan.runs(b) for b in t.binaries)
+                 and BY_NAME[t.service].installed())
+
+
+def read_table(site: Site, table: ServiceTable) -> tuple[RpcService, ...] | None:
+    """One service table, read on the first Synced Galera member that answers (None when
+    none does)."""
     for member in site.members(galera.PROCESS):
         try:
-            return parse_services(galera.mysql(member, _SERVICES_SQL))
+            return parse_services(table.service, galera.mysql(member, table.sql))
         except LabError:
             continue
     return None
+
+
+def rpc_services(site: Site) -> dict[str, tuple[RpcService, ...] | None]:
+    """Every reporting OpenStack service's list, as `openstack ... service list` shows it:
+    OpenStack service -> its rows (None when no Galera member answers for them)."""
+    return {t.service: read_table(site, t) for t in reporting_tables(site)}
+
+
+def compute_services(site: Site) -> tuple[RpcService, ...] | None:
+    """Nova's services (None when Nova does not run or no member answers)."""
+    if not site.plan.runs("nova-conductor") or not BY_NAME["nova"].installed():
+        return None
+    return read_table(site, SERVICE_TABLES[0])

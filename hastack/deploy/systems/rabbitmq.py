@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -110,12 +111,17 @@ def bring_up(site: Site) -> list[str]:
 
 
 def join_strays(site: Site, seed: NodeExec) -> list[str]:
-    """Members that peer discovery did not cluster (or that came up alone) join `seed`."""
-    status = cluster_status(seed) or {}
-    clustered = set(status.get("running_nodes", []))
-    strays = [m for m in site.members(PROCESS) if nodename(site, m.name) not in clustered]
-    target = nodename(site, seed.name)
+    """Members that peer discovery did not cluster (that came up alone) join `seed`.
 
+    A stray is a running member outside the seed's running nodes that sees only itself.
+    `reset` deletes a member's data, its replicas of the quorum queues among them: a member
+    is never reset on an unanswered question (a broker waiting for its peers' net tick
+    answers nothing), nor because the seed does not see it yet while it sees others."""
+    status = _answered_status(seed)
+    clustered = {str(n) for n in status.get("running_nodes", ())}
+    target = nodename(site, seed.name)
+    strays = [m for m in site.members(PROCESS) if m.name != seed.name
+              and nodename(site, m.name) not in clustered and _alone(site, m)]
     def join(node: NodeExec) -> list[str]:
         with site.steps.timed(node.name, SERVICE, f"join_cluster {target}"):
             for args in (["stop_app"], ["reset"], ["join_cluster", target], ["start_app"]):
@@ -123,6 +129,26 @@ def join_strays(site: Site, seed: NodeExec) -> list[str]:
         return [f"{node.name}: joined RabbitMQ cluster"]
 
     return parallel(join, strays)
+
+
+def _alone(site: Site, node: NodeExec) -> bool:
+    """Whether the member answers that it runs in a cluster of its own."""
+    own = cluster_status(node)
+    return own is not None and [str(n) for n in own.get("running_nodes", ())] == [
+        nodename(site, node.name)]
+
+
+def _answered_status(seed: NodeExec) -> dict[str, Any]:
+    """The seed's cluster status, waited for: no answer is no knowledge, never "alone"."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        status = cluster_status(seed)
+        if status is not None:
+            return status
+        if time.monotonic() >= deadline:
+            raise LabError(f"{seed.name}: rabbitmqctl cluster_status gave no answer for "
+                           f"{START_TIMEOUT_S} s: cannot tell which members are strays")
+        time.sleep(1)
 
 
 # --- recovery --------------------------------------------------------------------------------
