@@ -612,9 +612,10 @@ def _heat(view: NodeView, ini: IniFile) -> None:
     _endpoint(view, ini, "ec2authtoken", None)
     # The user trusts name as trustee: unscoped (a trust is its own scope, and keystoneauth
     # refuses a project beside it).
+    service = view.config.service
     ini.update("trustee", {"auth_url": view.keystone_url, "auth_type": "password",
-                           "user_domain_name": "Default", "username": "heat",
-                           "password": view.password("service_heat")})
+                           "user_domain_name": "Default", "username": service,
+                           "password": view.password(f"service_{service}")})
 
 
 def _ceilometer(view: NodeView, ini: IniFile) -> None:

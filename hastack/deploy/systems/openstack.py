@@ -311,11 +311,12 @@ def _register(site: Site, service: OpenStackService) -> list[str]:
     if site.done(marker):
         return []
     secrets = read_secrets(site.state)
-    missing = [s for s, v in registration_secrets(service, secrets).items() if not v]
+    passwords = registration_secrets(service, secrets)
+    missing = [key for key, value in passwords.items() if not value]
     if missing:
-        raise LabError(f"no '{secret_of(service)}' secret (or its domain admin's) in "
+        raise LabError(f"{service.name}: no secret for its {' and '.join(missing)} in "
                        f"{site.state}: render first")
-    request = registration(site, service) | registration_secrets(service, secrets)
+    request = registration(site, service) | passwords
     with site.steps.timed("-", service.name, "Keystone user, services, endpoints"):
         keystone.register_service(site, request)
     site.mark_done(marker, f"{service.name} registered in Keystone")
@@ -530,4 +531,4 @@ def compute_services(site: Site) -> tuple[RpcService, ...] | None:
     """Nova's services (None when Nova does not run or no member answers)."""
     if not site.plan.runs("nova-conductor") or not BY_NAME["nova"].installed():
         return None
-    return read_table(site, SERVICE_TABLES[0])
+    return read_table(site, next(t for t in SERVICE_TABLES if t.service == "nova"))

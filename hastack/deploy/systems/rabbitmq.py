@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from hastack.deploy.base import NodeExec, read_text
+from hastack.deploy.base import NodeExec, read_text, wait_until
 from hastack.deploy.recovery import RabbitNode, RabbitPlan, parse_running_at_shutdown
 from hastack.deploy.site import Site, running, start
 from hastack.deploy.systems import parallel, wait_listening
@@ -140,15 +139,11 @@ def _alone(site: Site, node: NodeExec) -> bool:
 
 def _answered_status(seed: NodeExec) -> dict[str, Any]:
     """The seed's cluster status, waited for: no answer is no knowledge, never "alone"."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        status = cluster_status(seed)
-        if status is not None:
-            return status
-        if time.monotonic() >= deadline:
-            raise LabError(f"{seed.name}: rabbitmqctl cluster_status gave no answer for "
-                           f"{START_TIMEOUT_S} s: cannot tell which members are strays")
-        time.sleep(1)
+    status = wait_until(lambda: cluster_status(seed), START_TIMEOUT_S, 1)
+    if status is None:
+        raise LabError(f"{seed.name}: rabbitmqctl cluster_status gave no answer for "
+                       f"{START_TIMEOUT_S} s: cannot tell which members are strays")
+    return status
 
 
 # --- recovery --------------------------------------------------------------------------------
