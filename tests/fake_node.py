@@ -45,7 +45,7 @@ from hastack.deploy.lab.programs import programs_on
 from hastack.deploy.progress import QuietReporter, Steps
 from hastack.deploy.recovery import Position
 from hastack.deploy.site import Site
-from hastack.deploy.systems import galera, loadbalancing, rabbitmq
+from hastack.deploy.systems import caches, galera, loadbalancing, openstack, rabbitmq
 from hastack.errors import LabError
 from hastack.plan import Plan
 from hastack.render import RenderedFile, wsgi
@@ -249,6 +249,8 @@ class World:
         # node -> how many of its next cluster_status calls time out (a broker waiting for
         # its peers' net tick answers nothing)
         self.rabbit_silent: dict[str, int] = {}
+        # nodes whose running ceilometer-central never joins its tooz group
+        self.tooz_absent: set[str] = set()
         self.schemas: set[str] = set()              # databases a schema tool has filled
         # Nova: the compute hosts discover_hosts has mapped to cell1
         self.mapped: set[str] = set()
@@ -378,10 +380,27 @@ class World:
         elif program == "rabbitmqctl":
             return self._rabbitmqctl(node.name, [a for a in argv[1:]
                                                  if a not in ("--formatter", "json")])
+        elif program == "redis-cli":
+            return self._redis_cli(argv)
         elif program == "nova-manage" and argv[-2:] == ["cell_v2", "discover_hosts"]:
             self.mapped |= set(self._computes())
         elif program in SCHEMA_TOOLS:
             self.schemas.add(SCHEMA_TOOLS[program])
+        return completed()
+
+    def _redis_cli(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
+        """Sentinel names the first running Redis the master; a tooz group's live members
+        are its running agents (one per node)."""
+        redis = [n for n in self.nodes if self.running(n, caches.REDIS)]
+        if "get-master-addr-by-name" in argv:
+            return completed(stdout=f"{self.nodes[redis[0]].address.ip}\n6379\n"
+                             if redis else "")
+        if "EVAL" in argv:
+            if not redis:
+                return completed(1, stderr="Could not connect to Redis")
+            return completed(stdout="".join(f"member-{n}\n" for n in self.nodes
+                                            if self.running(n, openstack.CENTRAL_AGENT)
+                                            and n not in self.tooz_absent))
         return completed()
 
     def _computes(self) -> list[str]:

@@ -161,6 +161,9 @@ class RunnerControl(FakeControl):
     def galera_writer(self) -> str | None:
         return "ctl1"
 
+    def tooz_groups(self) -> dict[str, list[str] | None]:
+        return {}
+
     def members(self, process: str) -> list[str]:
         return list(self.programs)
 

@@ -164,7 +164,7 @@ def test_host_pins_are_the_releases_the_lab_runs() -> None:
                  for pin in spec.pip if "==" in pin}
     assert host_pins == {k: v for k, v in lab_pins.items() if k in host_pins}
     assert set(host_pins) == {"keystone", "openstack-placement", "glance", "neutron", "nova",
-                              "openstack-heat"}
+                              "openstack-heat", "ceilometer"}
 
 
 def test_files_of_processes_that_are_not_deployed_are_not_staged(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from tests.conftest import EXAMPLES, example_plan, render_example
 
 PROTOCOL_ORDER = ["common", "galera", "rabbitmq", "memcached", "redis", "pacemaker",
                   "keystone", "haproxy", "keepalived", "placement", "glance", "neutron", "nova",
-                  "heat"]
+                  "heat", "ceilometer"]
 
 
 def _groups(text: str) -> dict[str, list[str]]:

@@ -15,7 +15,10 @@ import re
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +26,13 @@ import pytest
 
 from hastack.chaos.scenarios import run_scenario, scenario
 from hastack.chaos.timeline import Request, read_timeline
+from hastack.deploy import lab
 from hastack.deploy.lab.power import LabControl
+from hastack.deploy.lab.state import state_dir
 from hastack.model import Cloud
+from hastack.model.cloud import Sizing
+from hastack.render.redis import TOOZ_MEMBERSHIP_TIMEOUT_S
+from hastack.render.sizing import PROFILES
 from hastack.report import write_scenario_report
 from tests.labs import shared_demo_lab
 
@@ -110,6 +118,108 @@ def test_rolling_restart_costs_clients_nothing(chaos_lab: tuple[Cloud, str],
     assert workloads["api"]["errors"] <= 1, workloads["api"]
     sql = workloads["sql"]
     assert sql["errors"] <= 1 and sql["downtime_s"] < 5.0, sql
+
+
+# Images that Ceilometer's central agents poll (image.size), created and deleted from the
+# client node through the VIP with the lab admin's clouds.yaml. Enough of them that each of
+# three agents gets a share of the hash ring (all but certain with 24).
+CEILOMETER_IMAGES = 24
+_IMAGES_SCRIPT = """
+import sys, openstack
+conn = openstack.connect(cloud="hastack-lab")
+if sys.argv[1] == "create":
+    print(" ".join(conn.image.create_image(
+        name=f"hastack-ceilometer-{i}", disk_format="raw", container_format="bare",
+        data=b"x", visibility="public").id for i in range(int(sys.argv[2]))))
+else:
+    for image_id in sys.argv[2:]:
+        conn.image.delete_image(image_id, ignore_missing=True)
+"""
+
+
+@dataclass(frozen=True)
+class Poll:
+    t: float           # when the agent polled (the sample's timestamp)
+    image: str
+    agent: int         # the uuid1 node of the sample's id: the polling agent's own MAC
+
+
+def _images(cloud: Cloud, *args: str) -> str:
+    result = lab.run_in(cloud.name, "client", [sys.executable, "-c", _IMAGES_SCRIPT, *args],
+                        timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def _polls(cloud: Cloud, images: set[str]) -> list[Poll]:
+    """image.size samples of `images` that a central agent polled (notification-derived ones
+    carry the notification's event_type), from every notification agent's file."""
+    polls = []
+    for node in cloud.nodes:
+        path = state_dir(cloud.name) / "nodes" / node.name / "ceilometer" / "samples.json"
+        for line in path.read_text().splitlines() if path.exists() else ():
+            d = json.loads(line)
+            if (d["name"] == "image.size" and d["resource_id"] in images
+                    and "event_type" not in d["resource_metadata"]):
+                t = datetime.fromisoformat(d["timestamp"]).replace(tzinfo=UTC).timestamp()
+                polls.append(Poll(t, d["resource_id"], uuid.UUID(d["id"]).node))
+    return sorted(polls, key=lambda p: p.t)
+
+
+def _owners(polls: list[Poll], start: float, end: float) -> dict[str, set[int]]:
+    owners: dict[str, set[int]] = {}
+    for p in polls:
+        if start <= p.t < end:
+            owners.setdefault(p.image, set()).add(p.agent)
+    return owners
+
+
+def test_ceilometer_central_loss_the_survivors_poll_the_lost_agents_share(
+        chaos_lab: tuple[Cloud, str], tmp_path: Path) -> None:
+    """A controller loses power: its central agent leaves the tooz group within the
+    membership timeout, and from the survivors' next poll on every image is polled again,
+    each by exactly one agent — before the loss by three, after it by the two survivors."""
+    cloud, _ = chaos_lab
+    interval = PROFILES[Sizing.lab].ceilometer_polling_interval_s
+    ids = set(_images(cloud, "create", str(CEILOMETER_IMAGES)).split())
+    assert len(ids) == CEILOMETER_IMAGES
+    try:
+        # Steady first: one full interval in which every image was polled by one agent.
+        deadline = time.time() + 6 * interval
+        while True:
+            now = time.time()
+            owners = _owners(_polls(cloud, ids), now - interval - 1, now)
+            if set(owners) == ids and all(len(a) == 1 for a in owners.values()):
+                break
+            assert now < deadline, f"images polled in the last interval: {owners}"
+            time.sleep(2)
+        data = _play(chaos_lab, "ceilometer-central-loss", tmp_path)
+        takeover = data["tooz_takeover_s"]["central-global"]
+        assert takeover is not None and takeover <= TOOZ_MEMBERSHIP_TIMEOUT_S + 1, data
+        for name in ("sql", "amqp"):
+            assert data["workloads"][name]["lost"] == 0, data["workloads"][name]
+        assert data["lab"]["healthy_after"], data["lab"]
+        assert data["lab"]["leftovers"] == []
+
+        crash = data["origin"] + data["faults"][0]["start_rel"]
+        rejoined = [t["t"] for t in data["transitions"] if t["what"] == "tooz central-global"
+                    and t["t"] > crash + takeover]
+        settled, end = crash + takeover + interval + 1, (rejoined or [time.time()])[0]
+        assert end - settled >= interval + 1, "the survivors were not observed a whole interval"
+        polls = _polls(cloud, ids)
+        before = _owners(polls, crash - interval - 1, crash)
+        after = _owners(polls, settled, end)
+        agents_before = set().union(*before.values())
+        agents_after = set().union(*after.values())
+        assert set(before) == ids and len(agents_before) == 3, before
+        assert all(len(a) == 1 for a in before.values()), before
+        lost = agents_before - agents_after
+        assert len(lost) == 1 and agents_after < agents_before, (agents_before, agents_after)
+        orphans = {image for image, agents in before.items() if agents == lost}
+        assert orphans and orphans <= set(after), "the lost agent's images went unpolled"
+        assert set(after) == ids and all(len(a) == 1 for a in after.values()), after
+    finally:
+        _images(cloud, "delete", *sorted(ids))
 
 
 def test_report_of_a_real_run_opens_in_chromium(chaos_lab: tuple[Cloud, str],

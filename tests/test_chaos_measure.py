@@ -21,6 +21,7 @@ from hastack.chaos.measure import (
     holder_transitions,
     ranges,
     summarise,
+    tooz_takeovers,
     write_outcomes,
 )
 from hastack.chaos.timeline import (
@@ -434,3 +435,45 @@ def test_a_vip_started_before_its_holder_was_fenced_fails_the_safety_check() -> 
     assert unfenced_takeovers(early) == [
         "vip internal started on a survivor before ctl1 was fenced"]
     assert unfenced_takeovers([crash]) == ["ctl1 was never fenced"]
+
+
+# --- tooz group membership --------------------------------------------------------------------
+
+def members(t: float, *live: str, group: str = "central-global") -> Sample:
+    return Sample(T0 + t, "tooz_groups", {group: list(live)})
+
+
+def test_takeover_is_when_a_member_the_group_had_at_the_fault_is_no_longer_live() -> None:
+    events = [*fault(10.0, 30.0, verb="crash", target="ctl2"),
+              members(9.5, "a", "b", "c"), members(10.5, "a", "b", "c"),
+              members(19.0, "a", "b", "c"), members(19.5, "a", "c"),
+              # the restored node's agent joins with a new id: not a takeover
+              members(45.0, "a", "c", "d")]
+    assert tooz_takeovers(events) == {"central-global": 9.5}
+    summary = summarise(events, "ceilometer-central-loss", Expectations(max_takeover_s=11.0))
+    assert summary.verdict == "pass" and summary.tooz_takeover_s == {"central-global": 9.5}
+    assert [(t.from_, t.to) for t in summary.transitions] == [
+        ("3 members", "2 members"), ("2 members", "3 members")]
+
+
+def test_a_lost_member_that_outlives_the_limit_or_never_leaves_fails_the_run() -> None:
+    slow = [*fault(10.0, 30.0), members(9.0, "a", "b"), members(25.0, "a")]
+    summary = summarise(slow, "x", Expectations(max_takeover_s=11.0))
+    assert summary.verdict == "fail"
+    assert summary.reasons == ("tooz group central-global: the lost member stayed 15.00 s "
+                               "> 11 s",)
+    never = [*fault(10.0, 30.0), members(9.0, "a", "b"), members(25.0, "a", "b")]
+    assert summarise(never, "x", Expectations(max_takeover_s=11.0)).reasons == (
+        "tooz group central-global: no member left after the fault",)
+    # unreadable samples (the Redis master did not answer) count as nothing
+    unread = [*fault(10.0, 30.0), members(9.0, "a", "b"),
+              Sample(T0 + 12.0, "tooz_groups", {"central-global": None}),
+              members(13.0, "a")]
+    assert tooz_takeovers(unread) == {"central-global": 3.0}
+
+
+def test_an_unsampled_takeover_is_not_a_pass_and_is_not_judged_unless_expected() -> None:
+    events = fault(10.0, 30.0)
+    assert summarise(events, "x", Expectations(max_takeover_s=11.0)).reasons == (
+        "no tooz group was sampled: the takeover was not measured",)
+    assert summarise(events, "x", Expectations()).verdict == "pass"

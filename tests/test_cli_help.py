@@ -138,3 +138,22 @@ def test_rule_list_fits_80_columns_with_every_rule_id_whole() -> None:
     assert max(map(len, lines)) <= 80
     first_column = {line.split()[0] for line in lines if line[:1].isalpha()}
     assert {r.id for r in all_rules()} <= first_column
+
+
+def test_bring_up_steps_fit_80_columns_whatever_the_component_name() -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from hastack.deploy.progress import RichReporter, StepTime
+
+    out = StringIO()
+    reporter = RichReporter(Console(file=out, width=80, no_color=True, highlight=False))
+    for component, action in (("ceilometer-notification", "start"),
+                              ("ceilometer-central", "members of tooz group central-global"),
+                              ("nova", "nova-manage cell_v2 create_cell (on ctl1) --verbose")):
+        reporter.step(StepTime("ctl1", component, action, 12.3, 100.0))
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3 and max(map(len, lines)) <= 80, lines
+    assert "ceilometer-notification start" in lines[0]
+    assert lines[1].rstrip().endswith("12.3s") and "central-global" in lines[1]

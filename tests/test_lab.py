@@ -61,6 +61,8 @@ def test_demo_comes_up_healthy(demo: Summary) -> None:
     assert all(m["state"] == "Synced" for m in galera["members"].values())
     assert galera["writer"] in ("ctl1", "ctl2", "ctl3")
     assert sorted(status["rabbitmq"]["running"]) == ["ctl1", "ctl2", "ctl3"]
+    # each controller's Ceilometer central agent is a live member of their tooz group
+    assert len(status["redis"]["tooz_groups"]["central-global"]) == 3
     for vip, holders in status["vip_holders"].items():
         assert len(holders) == 1, f"VIP {vip} held by {holders}"
 

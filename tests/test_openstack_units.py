@@ -226,3 +226,23 @@ def test_tools_run_through_a_link_without_spaces_when_the_venv_path_has_one(
     assert ("ctl1", "run", f"ln -sfn '/srv/my clone/.venv' {openstack.VENV_LINK}") in world.log
     monkeypatch.setattr(sys, "executable", "/opt/hastack/.venv/bin/python")
     assert openstack.tool_argv(node, "nova-manage") == ["/opt/hastack/.venv/bin/nova-manage"]
+
+
+def test_a_tooz_group_that_counts_a_dead_agent_or_misses_a_live_one_is_an_anomaly() -> None:
+    from hastack.deploy.systems.caches import RedisView
+    world = World(example_plan("demo"), {}, Path("/nonexistent"))
+    running = {openstack.CENTRAL_AGENT: ServiceState.RUNNING}
+    nodes = {n: NodeView(True, running) for n in ("ctl1", "ctl2", "ctl3")}
+
+    def found(live: tuple[str, ...] | None) -> list[str]:
+        view = RedisView("ctl1", ("ctl1",), {openstack.CENTRAL_GROUP: live})
+        return [a.message for a in health._tooz_group_anomalies(world.site, nodes, view)]
+
+    assert found(("a", "b", "c")) == []
+    assert found(("a", "b", "c", "d")) == [
+        "tooz group central-global: 4 live members, 3 ceilometer-central running"]
+    assert found(("a", "b")) == [
+        "tooz group central-global: 2 live members, 3 ceilometer-central running"]
+    assert found(None) == ["tooz group central-global: the Redis master does not answer"]
+    nodes["ctl3"] = NodeView(False, running)      # a powered-off node's agent is not expected
+    assert found(("a", "b")) == []

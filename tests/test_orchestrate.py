@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from hastack.deploy import orchestrate
-from hastack.deploy.files import write_secrets
+from hastack.deploy.files import read_secrets, write_secrets
 from hastack.deploy.recovery import Position
 from hastack.deploy.site import Site
-from hastack.deploy.systems import galera, loadbalancing, rabbitmq
+from hastack.deploy.systems import galera, loadbalancing, openstack, rabbitmq
 from hastack.errors import LabError
 from hastack.render import RenderedFile, render_cloud, secret_specs
 from hastack.render.secrets import complete
@@ -138,7 +138,8 @@ def test_second_bring_up_on_a_healthy_world_changes_nothing(world: World) -> Non
 
     assert world.snapshot() == before
     assert [e for e in world.log if e[1] in ("start", "stop", "remove")] == []
-    queries = ("SHOW GLOBAL STATUS", "rabbitmqctl cluster_status")
+    queries = ("SHOW GLOBAL STATUS", "rabbitmqctl cluster_status",
+               "sentinel get-master-addr-by-name", " EVAL ")   # reads, no change
     commands = [e[2] for e in world.log if e[1] == "run"]
     assert commands and [c for c in commands if not any(q in c for q in queries)] == []
 
@@ -364,3 +365,22 @@ def test_compute_nodes_are_mapped_to_the_cell_once_after_nova_compute_started(
     conductors = [i for i, e in enumerate(log) if e[1:] == ("start", "nova-conductor")]
     assert len(conductors) == 3 and max(conductors) < started   # it needs a conductor
     assert world.mapped == {"cmp1"}
+
+
+def test_ceilometer_is_up_once_every_central_agent_is_a_member_of_its_tooz_group(
+        world: World) -> None:
+    orchestrate.bring_up(world.site)
+    started = [e[0] for e in world.log if e[1:3] == ("start", openstack.CENTRAL_AGENT)]
+    assert sorted(started) == list(NODES)
+    evals = [e for e in world.log if e[1] == "run" and " EVAL " in e[2]]
+    password = read_secrets(world.site.state)["redis_password"]
+    assert evals and all(password not in e[2] for e in evals)   # never on a command line
+
+
+def test_a_central_agent_that_never_joins_its_group_fails_the_bring_up_by_name(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(openstack, "START_TIMEOUT_S", 1)
+    world.tooz_absent = {"ctl2"}
+    with pytest.raises(LabError, match=r"ceilometer-central: 2 of 3 agents joined tooz group "
+                                       r"central-global"):
+        orchestrate.bring_up(world.site)

@@ -41,11 +41,16 @@ def ip(plan: Plan, node: str) -> str:
     return str(plan.cloud.node(node).ip)
 
 
+def is_yaml(f: RenderedFile) -> bool:
+    return f.path.endswith(".yaml")
+
+
 @pytest.fixture(params=EXAMPLE_NAMES)
 def rendered(request: pytest.FixtureRequest) -> tuple[Plan, dict[str, str], list[RenderedFile]]:
+    """The INI files (Ceilometer's YAML ones have tests of their own, below)."""
     plan = example_plan(str(request.param))
     secrets = complete({}, openstack.secrets_needed(plan))
-    return plan, secrets, render_openstack(plan, secrets)
+    return plan, secrets, [f for f in render_openstack(plan, secrets) if not is_yaml(f)]
 
 
 def by_path(files: list[RenderedFile], path: str) -> list[RenderedFile]:
@@ -346,6 +351,98 @@ def test_ceilometer_coordinates_through_every_sentinel():
         assert all(s in url for s in sentinels)
 
 
+# --- Ceilometer's YAML files ---------------------------------------------------------------
+
+
+def _yaml(f: RenderedFile) -> dict:
+    import yaml
+    assert isinstance(f.content, str) and f.content.startswith("# ")
+    return yaml.safe_load(f.content)
+
+
+def test_central_agents_poll_the_clouds_services_at_the_sizing_profiles_interval():
+    from hastack.model.cloud import Sizing
+    from hastack.render.sizing import PROFILES
+    plan = example_plan("demo")
+    for sizing in (Sizing.production, Sizing.lab):
+        secrets = complete({}, openstack.secrets_needed(plan))
+        files = openstack.render(RenderContext(plan, make_budget(plan.cloud), secrets,
+                                               PROFILES[sizing]))
+        polling = {f.node: _yaml(f) for f in by_path(files, "etc/ceilometer/polling.yaml")}
+        assert set(polling) == set(plan.nodes_running("ceilometer-central")) | set(
+            plan.nodes_running("ceilometer-compute"))
+        for node in plan.nodes_running("ceilometer-central"):
+            (source,) = polling[node]["sources"]
+            assert source["interval"] == PROFILES[sizing].ceilometer_polling_interval_s
+            # demo runs glance, neutron, cinder and swift: their pollsters, nothing else
+            assert "image.size" in source["meters"] and "volume.size" in source["meters"]
+            assert not any(m.startswith(("dns.", "manila.", "loadbalancer."))
+                           for m in source["meters"])
+    assert PROFILES[Sizing.production].ceilometer_polling_interval_s == 300
+    assert PROFILES[Sizing.lab].ceilometer_polling_interval_s < 30
+
+
+def test_a_cloud_without_glance_polls_no_image():
+    plan = plan_from_text("""
+name: bare
+nodes:
+  - {name: ctl1, address: 198.18.9.11, roles: [controller]}
+  - {name: ctl2, address: 198.18.9.12, roles: [controller]}
+  - {name: ctl3, address: 198.18.9.13, roles: [controller]}
+vips: {internal: 198.18.9.100}
+services: [keystone, ceilometer]
+""")
+    files = by_path(render_openstack(plan), "etc/ceilometer/polling.yaml")
+    # Ceilometer refuses a source without meters: none at all, the agents stay idle.
+    assert files and all(_yaml(f)["sources"] == [] for f in files)
+
+
+@pytest.mark.validator
+def test_ceilometer_loads_the_rendered_polling_and_pipelines_and_publishes_to_the_file(
+        tmp_path: Path):
+    """Ceilometer's own managers read the rendered files (publisher paths moved under tmp):
+    the polling sources it will run, and a sample and an event through the pipelines come
+    out as JSON lines in the files the notification agents write."""
+    pytest.importorskip("ceilometer")
+    from ceilometer import opts as ceilometer_opts
+    from ceilometer import sample as ceilometer_sample
+    from ceilometer.event import models
+    from ceilometer.pipeline.event import EventPipelineManager
+    from ceilometer.pipeline.sample import SamplePipelineManager
+    from ceilometer.polling.manager import PollingManager
+    from oslo_config import cfg
+
+    plan = example_plan("demo")
+    node = plan.nodes_running("ceilometer-central")[0]
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    for f in render_openstack(plan):
+        if f.node == node and f.path.startswith("etc/ceilometer/"):
+            text = str(f.content).replace("/var/lib/ceilometer/", f"{tmp_path}/")
+            (etc / Path(f.path).name).write_text(text)
+    conf = cfg.ConfigOpts()
+    for group, options in ceilometer_opts.list_opts():
+        conf.register_opts(list(options), group=None if group == "DEFAULT" else group)
+    conf(args=[], project="ceilometer", default_config_files=[str(etc / "ceilometer.conf")])
+
+    polling = PollingManager(conf)
+    assert [s.name for s in polling.sources] == ["central_pollsters"]
+    assert polling.sources[0].support_meter("image.size")
+
+    samples = SamplePipelineManager(conf)
+    samples.pipelines[0].publish_data([ceilometer_sample.Sample(
+        name="image.size", type="gauge", unit="B", volume=42, user_id=None,
+        project_id="p", resource_id="image-1", resource_metadata={})])
+    events = EventPipelineManager(conf)
+    events.pipelines[0].publish_data([models.Event("m-1", "image.create", None, [], {})])
+    import json
+    sample_line = json.loads((tmp_path / "samples.json").read_text().splitlines()[0])
+    assert (sample_line["name"], sample_line["resource_id"], sample_line["volume"]) == (
+        "image.size", "image-1", 42)
+    event_line = json.loads((tmp_path / "events.json").read_text().splitlines()[0])
+    assert event_line["event_type"] == "image.create"
+
+
 def test_files_go_to_the_nodes_running_the_service(rendered):
     plan, _, files = rendered
     for service, path in (("keystone", "etc/keystone/keystone.conf"),
@@ -384,7 +481,7 @@ def test_a_missing_secret_is_an_error_not_a_default():
 
 def test_rerender_is_byte_identical(rendered):
     plan, secrets, files = rendered
-    assert render_openstack(plan, secrets) == files
+    assert [f for f in render_openstack(plan, secrets) if not is_yaml(f)] == files
 
 
 # --- settings variants ----------------------------------------------------------------------

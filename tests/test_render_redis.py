@@ -91,7 +91,17 @@ def test_sentinel_url_for_tooz() -> None:
     ips = [str(plan.cloud.node(n).ip) for n in plan.nodes_running("redis-sentinel")]
     assert rd.sentinel_url(plan, "p@ss") == (
         f"redis://:p%40ss@{ips[0]}:26379?sentinel=demo"
-        + "".join(f"&sentinel_fallback={ip}:26379" for ip in ips[1:]))
+        + "".join(f"&sentinel_fallback={ip}:26379" for ip in ips[1:])
+        + f"&membership_timeout={rd.TOOZ_MEMBERSHIP_TIMEOUT_S}")
+
+
+def test_tooz_reads_the_membership_timeout_and_every_sentinel_from_the_url() -> None:
+    coordination = pytest.importorskip("tooz.coordination")
+    plan = example_plan("demo")
+    coordinator = coordination.get_coordinator(rd.sentinel_url(plan, "p@ss"), b"member")
+    assert coordinator.membership_timeout == rd.TOOZ_MEMBERSHIP_TIMEOUT_S
+    assert coordinator._options["sentinel"] == "demo"
+    assert len(coordinator._options["sentinel_fallback"]) == 2
 
 
 # --- real daemons -----------------------------------------------------------------------------

@@ -18,6 +18,10 @@ Definitions (the same for every workload, so numbers compare across scenarios):
 - SQL writes use Jepsen's set checker (`classify_set`); AMQP messages `classify_queue`.
 - dual_vip_holder_s: seconds during which periodic `vip_holders` samples saw two or more nodes
   holding one VIP; each sample holds until the next (the last for the median interval).
+- tooz_takeover_s: per tooz group (Ceilometer's central agents), from the first fault's start
+  to the first `tooz_groups` sample whose live members lack one the group had when the fault
+  began: the moment the survivors' hash rings drop the lost agent, so that its share of the
+  resources is theirs at their next poll. None when no member left during the run.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from hastack.chaos.timeline import (
 )
 
 VIP_HOLDERS = "vip_holders"
+TOOZ_GROUPS = "tooz_groups"       # sample value: {group: [live member, ...] | None}
 # Default service measured by each workload when its timeline does not say.
 DEFAULT_SERVICE = {"sql": "galera", "amqp": "rabbitmq", "api": "standin-api",
                    "cache": "memcached"}
@@ -322,6 +327,52 @@ def _names(holders: tuple[str, ...]) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------
+# tooz group membership
+
+
+def _group_samples(events: Sequence[Event]) -> list[tuple[float, str, frozenset[str]]]:
+    """(t, group, live members) of every `tooz_groups` sample that read the group."""
+    out = []
+    for e in sorted((e for e in events if isinstance(e, Sample) and e.what == TOOZ_GROUPS
+                     and isinstance(e.value, dict)), key=lambda e: e.t):
+        for group, members in e.value.items():
+            if isinstance(members, list):
+                out.append((e.t, str(group), frozenset(map(str, members))))
+    return out
+
+
+def tooz_takeovers(events: Sequence[Event]) -> dict[str, float | None]:
+    """Per sampled group: seconds from the first fault's start until a member it had then is
+    no longer live (None: none left)."""
+    windows = fault_windows(events)
+    samples = _group_samples(events)
+    if not windows or not samples:
+        return {}
+    start = windows[0].start
+    before: dict[str, frozenset[str]] = {}
+    takeover: dict[str, float | None] = {}
+    for t, group, members in samples:
+        takeover.setdefault(group, None)
+        if t <= start:
+            before[group] = members
+        elif group in before and takeover[group] is None and before[group] - members:
+            takeover[group] = round(t - start, 3)
+    return takeover
+
+
+def group_transitions(events: Sequence[Event]) -> list[Transition]:
+    """A transition each time a sampled group's number of live members changes."""
+    last: dict[str, int] = {}
+    out: list[Transition] = []
+    for t, group, members in _group_samples(events):
+        if group in last and last[group] != len(members):
+            out.append(Transition(t, f"tooz {group}", f"{last[group]} members",
+                                  f"{len(members)} members", "sample"))
+        last[group] = len(members)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # Summary and verdict
 
 
@@ -333,6 +384,8 @@ class Expectations:
     max_lost_messages: int = 0
     max_downtime_s: Mapping[str, float] = field(default_factory=dict)
     max_dual_vip_s: float | None = None
+    # Most a lost agent may stay a live member of its tooz group (None: not judged).
+    max_takeover_s: float | None = None
     must_recover: bool = True
     # A lost node's VIPs start elsewhere only after it was fenced (the fence event in the
     # timeline comes first): Pacemaker's safety before availability.
@@ -398,6 +451,7 @@ class RunSummary:
     faults: tuple[FaultWindow, ...]
     origin: float                             # t of the first fault start (or the first event)
     results_dir: str | None = None
+    tooz_takeover_s: dict[str, float | None] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -405,6 +459,7 @@ class RunSummary:
             "workloads": {name: w.as_dict() for name, w in self.workloads.items()},
             "dual_vip_holder_s": self.dual_vip_holder_s,
             "dual_vip_by_vip": self.dual_vip_by_vip,
+            "tooz_takeover_s": self.tooz_takeover_s,
             "transitions": [
                 {"t": round(t.t, 3), "t_rel": round(t.t - self.origin, 3), "what": t.what,
                  "from": t.from_, "to": t.to, "source": t.source} for t in self.transitions
@@ -431,14 +486,34 @@ def summarise(events: Sequence[Event], scenario: str,
     workloads = {name: _workload_summary(name, events, starts) for name in names}
     dual = dual_vip_holder_seconds(events)
     explicit = [e for e in events if isinstance(e, Transition)]
-    transitions = tuple(sorted([*explicit, *holder_transitions(events)], key=lambda t: t.t))
+    transitions = tuple(sorted([*explicit, *holder_transitions(events),
+                                *group_transitions(events)], key=lambda t: t.t))
     origin = starts[0] if starts else (min(e.t for e in events) if events else 0.0)
     dual_total = round(sum(dual.values()), 3)
+    takeovers = tooz_takeovers(events)
     reasons = tuple([*verdict_reasons(workloads, dual_total, expectations),
                      *(unfenced_takeovers(events) if expectations.vips_wait_for_fencing
-                       else [])])
+                       else []),
+                     *_takeover_reasons(takeovers, expectations)])
     return RunSummary(scenario, "fail" if reasons else "pass", reasons, workloads, dual_total,
-                      dual, transitions, tuple(windows), origin, results_dir)
+                      dual, transitions, tuple(windows), origin, results_dir, takeovers)
+
+
+def _takeover_reasons(takeovers: Mapping[str, float | None],
+                      expect: Expectations) -> list[str]:
+    limit = expect.max_takeover_s
+    if limit is None:
+        return []
+    if not takeovers:
+        return ["no tooz group was sampled: the takeover was not measured"]
+    reasons = []
+    for group, seconds in takeovers.items():
+        if seconds is None:
+            reasons.append(f"tooz group {group}: no member left after the fault")
+        elif seconds > limit:
+            reasons.append(f"tooz group {group}: the lost member stayed {seconds:.2f} s "
+                           f"> {limit:g} s")
+    return reasons
 
 
 def _workload_summary(name: str, events: Sequence[Event], starts: Sequence[float]
@@ -576,6 +651,7 @@ def aggregate(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "reasons": reasons,
         "workloads": _fold([s.get("workloads", {}) for s in summaries]),
         "dual_vip_holder_s": _fold([s.get("dual_vip_holder_s") for s in summaries]),
+        "tooz_takeover_s": _fold([s.get("tooz_takeover_s") or None for s in summaries]),
         "results_dirs": [s.get("results_dir") for s in summaries],
     }
     return out

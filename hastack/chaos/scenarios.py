@@ -33,7 +33,7 @@ from typing import Any
 from hastack.chaos import ChaosError
 from hastack.chaos.actions import Control, make_action
 from hastack.chaos.faults import run_fault
-from hastack.chaos.measure import Expectations, RunSummary, summarise
+from hastack.chaos.measure import TOOZ_GROUPS, Expectations, RunSummary, summarise
 from hastack.chaos.targets import LabView, resolve
 from hastack.chaos.timeline import (
     Event,
@@ -46,6 +46,7 @@ from hastack.chaos.workloads import WORKLOADS, new_run_id, workload_argv
 from hastack.errors import HastackError
 from hastack.render.budget import make_budget
 from hastack.render.openstack import CACHE_RETRY_ATTEMPTS, client_timings
+from hastack.render.redis import TOOZ_MEMBERSHIP_TIMEOUT_S
 from hastack.render.tls import ca_certificate
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,9 @@ RATES = {"sql": 10.0, "amqp": 10.0, "api": 10.0, "cache": 10.0}
 WORKLOAD_BOUND_S = 900           # workloads are stopped by us; this only bounds a lost run
 CHECK_TIMEOUT_S = 60
 START_TIMEOUT_S = 45             # every workload has recorded a success
+# tooz members expire after whole seconds (render.redis.TOOZ_MEMBERSHIP_TIMEOUT_S): sampled
+# twice a second, the takeover is known to half a second.
+TOOZ_SAMPLE_INTERVAL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,15 @@ SCENARIOS: tuple[Scenario, ...] = (
                     "fenced might still hold its VIP, so the cluster leaves the VIPs "
                     "stopped — safety before availability; the API downtime is the fence "
                     "device's outage plus the next fencing attempt, not a failover time",)),
+    Scenario("ceilometer-central-loss", "power cut of a controller running a Ceilometer "
+             "central agent (not the VIP holder, not the writer), kept off 20 s",
+             "crash", "controller-any",
+             replace(_expect(amqp=5.0, sql=5.0, api=1.0, cache=3.0),
+                     max_takeover_s=TOOZ_MEMBERSHIP_TIMEOUT_S + 2 * TOOZ_SAMPLE_INTERVAL_S),
+             hold_s=20.0,
+             notes=("the lost agent leaves the central agents' tooz group when its heartbeat "
+                    f"expires (membership timeout {TOOZ_MEMBERSHIP_TIMEOUT_S} s); the "
+                    "survivors poll its share of the resources from their next poll on",)),
     Scenario("rolling-restart", "each controller restarted gracefully in turn",
              "restart", "controller-any", _expect(api=0.0, sql=0.0, amqp=0.0, cache=0.0),
              hold_s=0.0, rolling=True, recovery_timeout_s=240.0),
@@ -360,6 +373,10 @@ def run_scenario(sc: Scenario, control: Control, results: Path, target: str | No
     writer.note("scenario", f"{sc.name} target {spec}={','.join(nodes)} hold {hold:g}")
     samplers = [PeriodicSampler(writer, "vip_holders", control.vip_holders, 0.1),
                 PeriodicSampler(writer, "galera_writer", _writer_probe(control, writer), 0.5)]
+    if control.tooz_groups():
+        # Who the agents partitioning their work count as alive (Ceilometer's central agents).
+        samplers.append(PeriodicSampler(writer, TOOZ_GROUPS, control.tooz_groups,
+                                        TOOZ_SAMPLE_INTERVAL_S))
     lab_result: dict[str, Any] = {"healthy_after": False, "recovery_s": None, "heal_s": None}
     try:
         for s in samplers:

@@ -58,6 +58,8 @@ def _list_table() -> Table:
         limits = " ".join(f"{k} {v:g}" for k, v in s.expectations.max_downtime_s.items())
         if s.expectations.vips_wait_for_fencing:
             limits = "no VIP moves before the fence"
+        if s.expectations.max_takeover_s is not None:
+            limits = f"takeover {s.expectations.max_takeover_s:g} " + limits
         fault = s.verb + (f" {s.process}" if s.process else "") + (" (each)" if s.rolling else "")
         table.add_row(s.name + ("*" if s.demo else ""), f"{fault} → {s.target}",
                       f"{s.hold_s:g} s", limits or "reported only")

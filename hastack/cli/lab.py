@@ -154,6 +154,9 @@ def _print_status(report: dict[str, Any], console: Console) -> None:
     if report.get("redis"):
         console.print(f"Redis: master {report['redis']['master']}, sentinels "
                       f"{', '.join(report['redis']['sentinels'])}")
+        for group, members in report["redis"].get("tooz_groups", {}).items():
+            console.print(f"tooz group {group}: " + ("no answer" if members is None else
+                                                     f"{len(members)} live members"))
     for anomaly in report["anomalies"]:
         console.print(f"[red]anomaly:[/red] {anomaly}")
     for row in report["skipped"]:

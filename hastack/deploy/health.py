@@ -50,6 +50,7 @@ class Kind(StrEnum):
     PACEMAKER_RESOURCE = "pacemaker-resource"  # a resource not started, or a failed action
     API_BACKEND = "api-backend"          # HAProxy finds a running API's back end DOWN
     RPC_SERVICE = "rpc-service"  # an OpenStack RPC service (Nova's, Heat's) not reporting
+    TOOZ_GROUP = "tooz-group"    # a tooz group whose live members are not the running agents
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ def collect(site: Site, details: Mapping[str, Mapping[str, Any]] | None = None) 
         holders_f = pool.submit(loadbalancing.vip_holders, site)
         galera_f = pool.submit(galera.statuses, site)
         rabbit_f = pool.submit(rabbitmq.view, site)
-        redis_f = pool.submit(caches.redis_view, site)
+        redis_f = pool.submit(caches.redis_view, site, tuple(openstack.tooz_groups(site)))
         keystone_f = pool.submit(keystone.health, site)
         memcached_f = pool.submit(caches.memcached_servers, site)
         pacemaker_f = pool.submit(pacemaker.cluster_view, site)
@@ -184,6 +185,7 @@ def collect(site: Site, details: Mapping[str, Mapping[str, Any]] | None = None) 
         anomalies += _pacemaker_anomalies(site, cluster)
     anomalies += _api_backend_anomalies(site, nodes, haproxy)
     anomalies += _rpc_service_anomalies(site, nodes, services)
+    anomalies += _tooz_group_anomalies(site, nodes, redis)
     clouds_yaml = keystone.clouds_yaml_path(site)
     return Health(
         cloud=site.cloud.name, anomalies=tuple(anomalies),
@@ -281,6 +283,30 @@ def _rpc_service_anomalies(
                         f"down (last report {service.age_s} s ago)"
                     found.append(Anomaly(Kind.RPC_SERVICE, f"{table.title}: {process} on "
                                          f"{node} is {state}", node=node, service=process))
+    return found
+
+
+def _tooz_group_anomalies(site: Site, nodes: Mapping[str, NodeView],
+                          redis: caches.RedisView | None) -> list[Anomaly]:
+    """A tooz group whose live members are not as many as the agents running: one missing
+    has not joined (its share is polled by nobody), one too many is a dead agent whose
+    membership has not expired yet (its share is polled by nobody until it does)."""
+    if redis is None:
+        return []
+    found = []
+    for group, process in openstack.tooz_groups(site).items():
+        members = redis.groups.get(group)
+        if members is None:
+            found.append(Anomaly(Kind.TOOZ_GROUP, f"tooz group {group}: the Redis master "
+                                                  "does not answer", service=process))
+            continue
+        running = [n for n in site.plan.nodes_running(process)
+                   if (view := nodes.get(n)) is not None and view.alive
+                   and view.services.get(process) is ServiceState.RUNNING]
+        if len(members) != len(running):
+            found.append(Anomaly(Kind.TOOZ_GROUP, f"tooz group {group}: {len(members)} live "
+                                 f"members, {len(running)} {process} running",
+                                 service=process))
     return found
 
 

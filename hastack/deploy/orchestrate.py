@@ -87,6 +87,11 @@ def components(choose: galera.Chooser = galera.choose_most_advanced,
         # Heat's engines call the other services only when a stack asks for them.
         Component("heat", openstack.starter("heat"), needs=("keystone", "rabbitmq"),
                   services=openstack.services_of(openstack.BY_NAME["heat"])),
+        # The central agents join their tooz group through Redis Sentinel at start; they
+        # poll the other services' APIs only at each interval.
+        Component("ceilometer", openstack.starter("ceilometer"),
+                  needs=("keystone", "rabbitmq", "caches"),
+                  services=openstack.services_of(openstack.BY_NAME["ceilometer"])),
     )
     overrides = overrides or {}
     return tuple(replace(c, start=overrides[c.name]) if c.name in overrides else c

@@ -47,11 +47,14 @@ class RichReporter:
         self._lock = threading.Lock()
 
     def step(self, step: StepTime) -> None:
+        # A long component name (ceilometer-notification) takes its room from the action,
+        # so that every line fits 80 columns.
+        width = 40 - max(0, len(step.component) - 14)
         with self._lock:
             # at (seconds since start)  node  component  action  duration
             self.console.print(
                 f"[dim]{step.started_at + step.seconds:5.1f}[/dim] [bold]{step.node:<6}[/bold] "
-                f"[cyan]{step.component:<14}[/cyan] {step.action[:40]:<40} "
+                f"[cyan]{step.component:<14}[/cyan] {step.action[:width]:<{width}} "
                 f"[green]{step.seconds:5.1f}s[/green]", soft_wrap=True)
 
     def note(self, message: str) -> None:

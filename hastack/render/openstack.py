@@ -17,7 +17,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
+
+import yaml
 
 from hastack.errors import RenderError
 from hastack.plan import Plan
@@ -59,6 +62,22 @@ COMPUTE_DRIVERS: dict[str, tuple[str, dict[str, dict[str, Value]]]] = {
 # How often a scheduler maps new compute nodes to their cell (nova-manage cell_v2
 # discover_hosts, done by the scheduler): a new hypervisor takes work within this long.
 DISCOVER_HOSTS_S = 30
+# Ceilometer publishes to files on each notification agent's node (no Gnocchi here): JSON,
+# one sample or event per line, rotated at 10 MB keeping three.
+CEILOMETER_SAMPLES = "/var/lib/ceilometer/samples.json"
+CEILOMETER_EVENTS = "/var/lib/ceilometer/events.json"
+_ROTATION = "max_bytes=10000000&backup_count=3&json"
+# The central agents' pollsters of each service (ceilometer.poll.central), polled only where
+# the cloud runs that service: the partitioned work of the central agents.
+CENTRAL_METERS: dict[str, tuple[str, ...]] = {
+    "glance": ("image.size",),
+    "neutron": ("ip.floating",),
+    "cinder": ("volume.size", "volume.snapshot.size", "volume.backup.size"),
+    "swift": ("storage.objects", "storage.objects.size", "storage.objects.containers"),
+}
+# What a compute agent polls of each instance on its hypervisor (ceilometer.poll.compute).
+COMPUTE_METERS = ("cpu", "memory.usage", "disk.device.read.bytes", "disk.device.write.bytes",
+                  "network.incoming.bytes", "network.outgoing.bytes")
 # SQLAlchemy pool sizing per worker: every API worker of every node ends up on the one Galera
 # writer, so keep the pool small (sizes, not timings).
 DB_POOL = {"max_pool_size": 5, "max_overflow": 10}
@@ -211,6 +230,7 @@ class Listen:
 
 
 SectionBuilder = Callable[["NodeView", IniFile], None]
+YamlBuilder = Callable[["NodeView"], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -226,6 +246,8 @@ class ServiceConfig:
     listen: tuple[Listen, ...] = ()
     # Extra files for nodes running a process: (process, path, builder).
     agent_files: tuple[tuple[str, str, SectionBuilder], ...] = ()
+    # YAML files for nodes running any of the processes: (processes, path, builder).
+    yaml_files: tuple[tuple[tuple[str, ...], str, YamlBuilder], ...] = ()
     extra: SectionBuilder | None = None
     paste: bool = False           # a paste-deploy file (swift) rather than oslo.config
     messaging: bool = True        # an RPC user (transport_url)
@@ -624,7 +646,36 @@ def _ceilometer(view: NodeView, ini: IniFile) -> None:
         ini.set("coordination", "backend_url", coordination_url(view.ctx),
                 "tooz over Redis Sentinel partitions the central agents' work.")
     _keystone_auth(view, ini, "service_credentials")
-    ini.set("service_credentials", "interface", "internalURL")
+    ini.set("service_credentials", "interface", "internal",
+            "The agents poll the other services through the internal VIP.")
+    ini.set("service_credentials", "region_name", REGION)
+
+
+def _ceilometer_polling(view: NodeView) -> dict[str, Any]:
+    """polling.yaml: what this node's agents poll, and how often (the sizing profile)."""
+    interval = view.ctx.sizing.ceilometer_polling_interval_s
+    sources = []
+    if "ceilometer-central" in view.processes:
+        meters = [m for service in view.plan.cloud.services
+                  for m in CENTRAL_METERS.get(service, ())]
+        if meters:         # Ceilometer refuses a source without meters
+            sources.append({"name": "central_pollsters", "interval": interval,
+                            "meters": meters})
+    if "ceilometer-compute" in view.processes:
+        sources.append({"name": "compute_pollsters", "interval": interval,
+                        "meters": list(COMPUTE_METERS)})
+    return {"sources": sources}
+
+
+def _ceilometer_pipeline(path: str) -> YamlBuilder:
+    """pipeline.yaml / event_pipeline.yaml: everything the notification agent receives (the
+    agents' samples, the services' notifications) published to a file on its node."""
+    def build(view: NodeView) -> dict[str, Any]:
+        kind = "event" if path == CEILOMETER_EVENTS else "meter"
+        key = "events" if kind == "event" else "meters"
+        return {"sources": [{"name": f"{kind}_source", key: ["*"], "sinks": [f"{kind}_sink"]}],
+                "sinks": [{"name": f"{kind}_sink", "publishers": [f"file://{path}?{_ROTATION}"]}]}
+    return build
 
 
 def _swift(view: NodeView, ini: IniFile) -> None:
@@ -696,9 +747,17 @@ SERVICE_CONFIGS: tuple[ServiceConfig, ...] = (
                   listen=(_listen_on("heat-api-cloudwatch", "heat_api_cloudwatch",
                                      "cloudwatch"),),
                   extra=_heat),
-    # Ceilometer keeps its samples in MongoDB/Gnocchi, not in Galera.
+    # Ceilometer keeps its samples in MongoDB/Gnocchi, not in Galera; here, in files.
     ServiceConfig("ceilometer", "etc/ceilometer/ceilometer.conf",
                   listen=(_listen_on("ceilometer-api", "api", "metering", "host", "port"),),
+                  yaml_files=(
+                      (("ceilometer-central", "ceilometer-compute"),
+                       "etc/ceilometer/polling.yaml", _ceilometer_polling),
+                      (("ceilometer-notification",), "etc/ceilometer/pipeline.yaml",
+                       _ceilometer_pipeline(CEILOMETER_SAMPLES)),
+                      (("ceilometer-notification",), "etc/ceilometer/event_pipeline.yaml",
+                       _ceilometer_pipeline(CEILOMETER_EVENTS)),
+                  ),
                   extra=_ceilometer),
     ServiceConfig("swift", "etc/swift/proxy-server.conf",
                   listen=(_listen_on("swift-proxy", "DEFAULT", "object-store",
@@ -809,6 +868,12 @@ def _files_for(ctx: RenderContext, config: ServiceConfig,
                 ini = IniFile(_header(plan, config, node, path))
                 build(view, ini)
                 yield _file(node, path, ini.text())
+        for processes, path, build_yaml in config.yaml_files:
+            if any(p in view.processes for p in processes):
+                header = "".join(f"# {line}\n" for line in
+                                 _header(plan, config, node, path).splitlines())
+                yield _file(node, path, header + yaml.safe_dump(build_yaml(view),
+                                                                sort_keys=False))
 
 
 def _file(node: str, path: str, text: str) -> RenderedFile:

@@ -25,6 +25,12 @@ SENTINEL = "redis-sentinel"
 PASSWORD_SECRET = "redis_password"
 MAXMEMORY = "64mb"      # tooz coordination data (members, locks, heartbeats) is tiny
 
+# A tooz member that stops heartbeating (a crashed Ceilometer central agent) leaves its group
+# after this long, and the survivors take its share of the work at their next poll. tooz
+# heartbeats every half of it, so a live member must stall 5 s to be dropped. (tooz's
+# default, 30 s, leaves a dead agent's resources unpolled for half a minute.)
+TOOZ_MEMBERSHIP_TIMEOUT_S = 10
+
 # Sentinels ping every instance once a second: a shorter down-after only adds false failovers.
 MIN_SENTINEL_FAILOVER_TIMEOUT_MS = 10_000
 
@@ -64,8 +70,9 @@ def sentinel_quorum(voters: int) -> int:
 
 
 def sentinel_url(plan: Plan, password: str) -> str:
-    """tooz's backend_url: the first Sentinel, the others as fallbacks, and the master's
-    password (tooz uses it for the master; Sentinels themselves take no password)."""
+    """tooz's backend_url: the first Sentinel, the others as fallbacks, the master's
+    password (tooz uses it for the master; Sentinels themselves take no password) and how
+    long a silent member stays in its groups."""
     addresses = [f"{plan.cloud.node(n).ip}:{plan.port('redis-sentinel')}"
                  for n in plan.nodes_running(SENTINEL)]
     if not addresses:
@@ -73,6 +80,7 @@ def sentinel_url(plan: Plan, password: str) -> str:
     first, *fallbacks = addresses
     query = [f"sentinel={quote(master_name(plan), safe='')}"]
     query += [f"sentinel_fallback={a}" for a in fallbacks]
+    query.append(f"membership_timeout={TOOZ_MEMBERSHIP_TIMEOUT_S}")
     return f"redis://:{quote(password, safe='')}@{first}?{'&'.join(query)}"
 
 

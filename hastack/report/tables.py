@@ -122,6 +122,10 @@ def run_table(summary: Mapping[str, Any]) -> RenderableType:
     if runs:
         extra.append(f"   runs: {runs}")
     lines.append(extra)
+    for group, seconds in (summary.get("tooz_takeover_s") or {}).items():
+        lines.append(Text(f"tooz group {group}: " + (
+            "no member left" if seconds is None else
+            f"the lost member left after {num(seconds, ' s')}")))
     transitions = summary.get("transitions") or []
     for t in transitions[:12]:
         lines.append(Text(f"  {t['t_rel']:+8.2f} s  {t['what']}: {t['from'] or '-'} → "

@@ -47,6 +47,7 @@ STATE_BINDS: tuple[tuple[str, str, str, int], ...] = (
     ("nova", "/var/lib/nova", "root", 0o755),
     ("glance", "/var/lib/glance", "root", 0o755),
     ("neutron", "/var/lib/neutron", "root", 0o755),
+    ("ceilometer", "/var/lib/ceilometer", "root", 0o755),
     ("log", "/var/log", "root", 0o755),
     ("tmp", "/tmp", "root", 0o1777),
 )
@@ -54,7 +55,7 @@ STATE_BINDS: tuple[tuple[str, str, str, int], ...] = (
 # made their path on the host, so the lab makes the empty mount point when the service is
 # installed (path -> the Python package).
 PYPI_STATE = {"/var/lib/nova": "nova", "/var/lib/glance": "glance",
-              "/var/lib/neutron": "neutron"}
+              "/var/lib/neutron": "neutron", "/var/lib/ceilometer": "ceilometer"}
 # Directories the services expect inside their state directory.
 SERVICE_DIRS = (("nova", "tmp"), ("nova", "instances"), ("glance", "images"),
                 ("glance", "staging"), ("glance", "tasks"), ("neutron", "tmp"))

@@ -37,7 +37,7 @@ from hastack.deploy.lab.programs import programs_on, service_of
 from hastack.deploy.lab.supervisor import Program
 from hastack.deploy.progress import QuietReporter, Steps
 from hastack.deploy.site import Site
-from hastack.deploy.systems import galera, loadbalancing, wait_listening
+from hastack.deploy.systems import caches, galera, loadbalancing, openstack, wait_listening
 from hastack.errors import LabError
 from hastack.model.cloud import Cloud
 from hastack.plan import Plan
@@ -183,6 +183,14 @@ class LabControl:
 
     def galera_writer(self) -> str | None:
         return loadbalancing.galera_writer(self._site())
+
+    def tooz_groups(self) -> dict[str, list[str] | None]:
+        site = self._site()
+        groups = tuple(openstack.tooz_groups(site))
+        view = caches.redis_view(site, groups) if groups else None
+        if view is None:
+            return {}
+        return {g: None if m is None else list(m) for g, m in view.groups.items()}
 
     def status(self) -> Health:
         self.refresh()

@@ -1,4 +1,5 @@
-"""memcached, Redis and Sentinel: started on their nodes; who is the Redis master.
+"""memcached, Redis and Sentinel: started on their nodes; who is the Redis master, and who
+are the live members of a tooz group it holds.
 
 Stage 5 (deploy), one system, written only against `NodeExec`. Sentinel rewrites its own
 configuration file, so it runs on a writable copy made once per data directory.
@@ -7,11 +8,13 @@ configuration file, so it runs on a writable copy made once per data directory.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from hastack.deploy.base import NodeExec
 from hastack.deploy.site import Site, running, start
 from hastack.deploy.systems import parallel, wait_listening
+from hastack.errors import LabError
 
 MEMCACHED, REDIS, SENTINEL = "memcached", "redis", "redis-sentinel"
 # Redis and Sentinel rewrite their configuration (Sentinel's CONFIG REWRITE records who is
@@ -53,9 +56,26 @@ def _writable_copy(site: Site, node: NodeExec, rendered_path: str, copy: str) ->
 class RedisView:
     master: str | None
     sentinels: tuple[str, ...]      # nodes whose Sentinel listens
+    # tooz group -> its live members, as the master holds them (None: the master did not
+    # answer).
+    groups: Mapping[str, tuple[str, ...] | None] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
-        return {"master": self.master, "sentinels": list(self.sentinels)}
+        return {"master": self.master, "sentinels": list(self.sentinels),
+                "tooz_groups": {g: None if m is None else list(m)
+                                for g, m in self.groups.items()}}
+
+
+# tooz's Redis driver keeps a group as the hash `_tooz_group:<group>` (a field per member and
+# a `__created__` marker) and each member's liveness as the key `_tooz_beats:<member>`, which
+# expires when the member stops heartbeating (tooz.drivers.redis). A member whose beat
+# expired is gone, as tooz's own get_members counts it; read in one script, at one instant.
+_TOOZ_GROUP, _TOOZ_BEAT, _TOOZ_CREATED = "_tooz_group:", "_tooz_beats:", "__created__"
+_LIVE_MEMBERS = ("local live = {} "
+                 "for _, m in ipairs(redis.call('HKEYS', KEYS[1])) do "
+                 "if m ~= ARGV[2] and redis.call('EXISTS', ARGV[1] .. m) == 1 then "
+                 "table.insert(live, m) end end return live")
+_REQUIREPASS = re.compile(r"^requirepass\s+(\S+)", re.M)
 
 
 def memcached_servers(site: Site) -> list[str]:
@@ -64,7 +84,9 @@ def memcached_servers(site: Site) -> list[str]:
     return [f"{n.address.ip}:{port}" for n in site.members(MEMCACHED) if port in n.listening()]
 
 
-def redis_view(site: Site) -> RedisView | None:
+def redis_view(site: Site, groups: Sequence[str] = ()) -> RedisView | None:
+    """Who the Sentinels call master, which Sentinels listen, and the live members of the
+    tooz `groups`."""
     if not site.plan.runs(REDIS):
         return None
     sentinels = site.members(SENTINEL)
@@ -78,4 +100,26 @@ def redis_view(site: Site) -> RedisView | None:
                                check=False, timeout=5).stdout.split()
         by_ip = {str(n.ip): n.name for n in site.cloud.nodes}
         master = by_ip.get(out[0]) if out else None
-    return RedisView(master, tuple(s.name for s in sentinels if port in s.listening()))
+    return RedisView(master, tuple(s.name for s in sentinels if port in s.listening()),
+                     {g: tooz_members(site, master, g) for g in groups})
+
+
+def tooz_members(site: Site, master: str | None, group: str) -> tuple[str, ...] | None:
+    """The live members of a tooz group, read on the Redis master (None: no master, or it
+    did not answer). The password is the one rendered into the master's redis.conf, handed
+    to redis-cli in its environment, never on a command line."""
+    node = next((n for n in site.members(REDIS) if n.name == master), None)
+    if node is None:
+        return None
+    found = _REQUIREPASS.search(site.rendered(node.name, RENDERED_REDIS_CONF) or "")
+    argv = ["redis-cli", "--no-auth-warning", "--raw", "-h", str(node.address.ip),
+            "-p", str(site.plan.port(REDIS)), "EVAL", _LIVE_MEMBERS, "1",
+            f"{_TOOZ_GROUP}{group}", _TOOZ_BEAT, _TOOZ_CREATED]
+    try:
+        result = node.run(argv, check=False, timeout=5,
+                          env={"REDISCLI_AUTH": found.group(1)} if found else None)
+    except LabError:
+        return None
+    if result.returncode != 0 or result.stdout.startswith(("ERR", "NOAUTH", "WRONGPASS")):
+        return None
+    return tuple(sorted(line for line in result.stdout.splitlines() if line))

@@ -1,5 +1,5 @@
-"""The OpenStack services behind Keystone — Placement, Glance, Neutron's server, Nova, Heat —
-as data, and one bring-up for all of them.
+"""The OpenStack services behind Keystone — Placement, Glance, Neutron's server, Nova, Heat,
+Ceilometer — as data, and one bring-up for all of them.
 
 Stage 5 (deploy), written only against `NodeExec`. Each service is a row of `SERVICES`:
 
@@ -15,6 +15,8 @@ Stage 5 (deploy), written only against `NodeExec`. Each service is a row of `SER
 Nova's compute nodes are mapped to the cell once their nova-compute has registered
 (`nova-manage cell_v2 discover_hosts`), so the first server can be scheduled at once; the
 scheduler keeps discovering new ones (`discover_hosts_in_cells_interval`, rendered).
+Ceilometer's central agents are up once each is a live member of their tooz group in Redis:
+from then on they share the polling among themselves.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from hastack.deploy.base import NodeExec
 from hastack.deploy.files import read_secrets
 from hastack.deploy.site import Site, running
 from hastack.deploy.systems import (
+    caches,
     galera,
     keystone,
     parallel,
@@ -131,6 +134,11 @@ SERVICES: tuple[OpenStackService, ...] = (
         # Heat gives the users it makes for a stack's servers this role, in its own domain.
         roles=("heat_stack_user",),
         domain=(HEAT_STACK_DOMAIN, HEAT_DOMAIN_ADMIN, HEAT_DOMAIN_ADMIN_SECRET)),
+    # No API of its own any more (ceilometer-api is retired), no database: a user to poll
+    # the other services with, and its agents.
+    OpenStackService(
+        "ceilometer", "ceilometer", "/etc/ceilometer/ceilometer.conf", "", (), (),
+        ("ceilometer-notification", "ceilometer-central")),
 )
 BY_NAME = {s.name: s for s in SERVICES}
 
@@ -370,7 +378,47 @@ def bring_up(site: Site, name: str) -> list[str]:
         actions += started
         if started and process == "nova-compute":
             actions += _discover_hosts(site, service, controllers[0], site.members(process))
+    _await_groups(site, service)
     return actions
+
+
+# The tooz group Ceilometer's central agents partition their work in: their namespace
+# ("central") and the group of the discoveries they use ("global": every agent anywhere sees
+# the same resources), as ceilometer.polling.manager.AgentManager.construct_group_id names
+# it. Each agent polls the resources its hash ring gives it among the live members.
+CENTRAL_AGENT = "ceilometer-central"
+CENTRAL_GROUP = "central-global"
+
+
+def tooz_groups(site: Site) -> dict[str, str]:
+    """The tooz groups the deployment's agents keep in Redis: group -> the catalog process
+    whose every running instance is a member."""
+    plan = site.plan
+    if (plan.runs(CENTRAL_AGENT) and plan.runs(caches.SENTINEL)
+            and plan.cloud.settings.ceilometer.coordination == "redis"):
+        return {CENTRAL_GROUP: CENTRAL_AGENT}
+    return {}
+
+
+def _await_groups(site: Site, service: OpenStackService) -> None:
+    """Until every node running a member process of a group is counted in it."""
+    for group, process in tooz_groups(site).items():
+        if process not in service.processes:
+            continue
+        wanted = len(site.members(process))
+        members: tuple[str, ...] | None = ()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        with site.steps.timed("-", process, f"members of tooz group {group}"):
+            while time.monotonic() < deadline:
+                view = caches.redis_view(site, (group,))
+                members = view.groups.get(group) if view is not None else None
+                if members is not None and len(members) >= wanted:
+                    break
+                time.sleep(0.5)
+            else:
+                raise LabError(f"{process}: {len(members or ())} of {wanted} agents joined "
+                               f"tooz group {group} in Redis within {START_TIMEOUT_S} s "
+                               "(see their logs)")
 
 
 def starter(name: str) -> Callable[[Site], list[str]]:
