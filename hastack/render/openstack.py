@@ -667,14 +667,15 @@ def _ceilometer_polling(view: NodeView) -> dict[str, Any]:
     return {"sources": sources}
 
 
-def _ceilometer_pipeline(path: str) -> YamlBuilder:
-    """pipeline.yaml / event_pipeline.yaml: everything the notification agent receives (the
-    agents' samples, the services' notifications) published to a file on its node."""
+def _ceilometer_pipeline(kind: str, path: str) -> YamlBuilder:
+    """pipeline.yaml (kind meter) / event_pipeline.yaml (kind event): everything the
+    notification agent receives (the agents' samples, the services' notifications) published
+    to a file on its node."""
     def build(view: NodeView) -> dict[str, Any]:
-        kind = "event" if path == CEILOMETER_EVENTS else "meter"
-        key = "events" if kind == "event" else "meters"
-        return {"sources": [{"name": f"{kind}_source", key: ["*"], "sinks": [f"{kind}_sink"]}],
-                "sinks": [{"name": f"{kind}_sink", "publishers": [f"file://{path}?{_ROTATION}"]}]}
+        return {"sources": [{"name": f"{kind}_source", f"{kind}s": ["*"],
+                             "sinks": [f"{kind}_sink"]}],
+                "sinks": [{"name": f"{kind}_sink",
+                           "publishers": [f"file://{path}?{_ROTATION}"]}]}
     return build
 
 
@@ -754,9 +755,9 @@ SERVICE_CONFIGS: tuple[ServiceConfig, ...] = (
                       (("ceilometer-central", "ceilometer-compute"),
                        "etc/ceilometer/polling.yaml", _ceilometer_polling),
                       (("ceilometer-notification",), "etc/ceilometer/pipeline.yaml",
-                       _ceilometer_pipeline(CEILOMETER_SAMPLES)),
+                       _ceilometer_pipeline("meter", CEILOMETER_SAMPLES)),
                       (("ceilometer-notification",), "etc/ceilometer/event_pipeline.yaml",
-                       _ceilometer_pipeline(CEILOMETER_EVENTS)),
+                       _ceilometer_pipeline("event", CEILOMETER_EVENTS)),
                   ),
                   extra=_ceilometer),
     ServiceConfig("swift", "etc/swift/proxy-server.conf",
