@@ -116,7 +116,7 @@ class FakeNode:
         with self.world.lock:
             self.world.log.append((self.name, "run", shlex.join(argv))
                                   + ((input,) if input is not None else ()))
-            result = self.world.execute(self, list(argv))
+            result = self.world.execute(self, list(argv), input)
         if check and result.returncode != 0:
             raise LabError(f"'{shlex.join(argv)}' failed ({result.returncode}): {result.stderr}")
         return result
@@ -341,7 +341,8 @@ class World:
         self.booting[name] = self.boot_polls
 
     # --- commands ---------------------------------------------------------------------------
-    def execute(self, node: FakeNode, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    def execute(self, node: FakeNode, argv: list[str],
+                input: str | None = None) -> subprocess.CompletedProcess[str]:
         program = Path(argv[0]).name
         if program.startswith("python") and len(argv) > 1 and argv[1].endswith(
                 tuple(f"/bin/{tool}" for tool in SCHEMA_TOOLS)):
@@ -381,26 +382,28 @@ class World:
             return self._rabbitmqctl(node.name, [a for a in argv[1:]
                                                  if a not in ("--formatter", "json")])
         elif program == "redis-cli":
-            return self._redis_cli(argv)
+            return self._redis_cli(argv, input or "")
         elif program == "nova-manage" and argv[-2:] == ["cell_v2", "discover_hosts"]:
             self.mapped |= set(self._computes())
         elif program in SCHEMA_TOOLS:
             self.schemas.add(SCHEMA_TOOLS[program])
         return completed()
 
-    def _redis_cli(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    def _redis_cli(self, argv: list[str], input: str) -> subprocess.CompletedProcess[str]:
         """Sentinel names the first running Redis the master; a tooz group's live members
-        are its running agents (one per node)."""
+        are its running agents (one per node), read by a script on redis-cli's input after
+        an AUTH line."""
         redis = [n for n in self.nodes if self.running(n, caches.REDIS)]
         if "get-master-addr-by-name" in argv:
             return completed(stdout=f"{self.nodes[redis[0]].address.ip}\n6379\n"
                              if redis else "")
-        if "EVAL" in argv:
+        if '"EVAL"' in input:
             if not redis:
                 return completed(1, stderr="Could not connect to Redis")
-            return completed(stdout="".join(f"member-{n}\n" for n in self.nodes
-                                            if self.running(n, openstack.CENTRAL_AGENT)
-                                            and n not in self.tooz_absent))
+            auth = "OK\n" if input.startswith("AUTH ") else ""
+            return completed(stdout=auth + "".join(
+                f"member-{n}\n" for n in self.nodes
+                if self.running(n, openstack.CENTRAL_AGENT) and n not in self.tooz_absent))
         return completed()
 
     def _computes(self) -> list[str]:

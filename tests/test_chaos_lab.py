@@ -31,7 +31,6 @@ from hastack.deploy.lab.power import LabControl
 from hastack.deploy.lab.state import state_dir
 from hastack.model import Cloud
 from hastack.model.cloud import Sizing
-from hastack.render.redis import TOOZ_MEMBERSHIP_TIMEOUT_S
 from hastack.render.sizing import PROFILES
 from hastack.report import write_scenario_report
 from tests.labs import shared_demo_lab
@@ -194,16 +193,19 @@ def test_ceilometer_central_loss_the_survivors_poll_the_lost_agents_share(
             assert now < deadline, f"images polled in the last interval: {owners}"
             time.sleep(2)
         data = _play(chaos_lab, "ceilometer-central-loss", tmp_path)
+        limit = scenario("ceilometer-central-loss").expectations.max_takeover_s
         takeover = data["tooz_takeover_s"]["central-global"]
-        assert takeover is not None and takeover <= TOOZ_MEMBERSHIP_TIMEOUT_S + 1, data
+        print(f"takeover {takeover} s (limit {limit} s)")
+        assert takeover is not None and limit is not None and takeover <= limit, data
         for name in ("sql", "amqp"):
             assert data["workloads"][name]["lost"] == 0, data["workloads"][name]
         assert data["lab"]["healthy_after"], data["lab"]
         assert data["lab"]["leftovers"] == []
 
         crash = data["origin"] + data["faults"][0]["start_rel"]
+        # the restored node's agent joining again: a transition that adds a member
         rejoined = [t["t"] for t in data["transitions"] if t["what"] == "tooz central-global"
-                    and t["t"] > crash + takeover]
+                    and t["t"] > crash and int(t["to"].split()[0]) > int(t["from"].split()[0])]
         settled, end = crash + takeover + interval + 1, (rejoined or [time.time()])[0]
         assert end - settled >= interval + 1, "the survivors were not observed a whole interval"
         polls = _polls(cloud, ids)

@@ -470,10 +470,13 @@ def test_a_lost_member_that_outlives_the_limit_or_never_leaves_fails_the_run() -
               Sample(T0 + 12.0, "tooz_groups", {"central-global": None}),
               members(13.0, "a")]
     assert tooz_takeovers(unread) == {"central-global": 3.0}
+    # a group first read after the fault has no "before": not reported
+    late = [*fault(10.0, 30.0), members(12.0, "a"), members(13.0, "a", group="other")]
+    assert tooz_takeovers(late) == {}
 
 
 def test_an_unsampled_takeover_is_not_a_pass_and_is_not_judged_unless_expected() -> None:
     events = fault(10.0, 30.0)
     assert summarise(events, "x", Expectations(max_takeover_s=11.0)).reasons == (
-        "no tooz group was sampled: the takeover was not measured",)
+        "no tooz group was sampled before the fault: the takeover was not measured",)
     assert summarise(events, "x", Expectations()).verdict == "pass"

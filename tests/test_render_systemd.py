@@ -54,7 +54,7 @@ def test_demo_controller_runs_the_units_of_its_processes_in_protocol_order() -> 
         "redis-sentinel", "keystone", "haproxy", "keepalived", "placement-api", "glance-api",
         "neutron-api", "neutron-rpc-server", "nova-api", "nova-metadata-api", "nova-conductor",
         "nova-scheduler", "heat-api", "heat-api-cfn", "heat-engine",
-        "ceilometer-notification", "ceilometer-central")
+        "ceilometer-agent-notification", "ceilometer-agent-central")
 
 
 def test_compute_node_of_the_pacemaker_cloud_runs_nova_compute_only() -> None:

@@ -20,8 +20,9 @@ Definitions (the same for every workload, so numbers compare across scenarios):
   holding one VIP; each sample holds until the next (the last for the median interval).
 - tooz_takeover_s: per tooz group (Ceilometer's central agents), from the first fault's start
   to the first `tooz_groups` sample whose live members lack one the group had when the fault
-  began: the moment the survivors' hash rings drop the lost agent, so that its share of the
-  resources is theirs at their next poll. None when no member left during the run.
+  began: when tooz counts the lost agent gone (its heartbeat expired). Each survivor's hash
+  ring drops it at that survivor's next poll, one polling interval later at most. None when
+  no member left during the run; groups not sampled before the fault are not reported.
 """
 
 from __future__ import annotations
@@ -352,9 +353,9 @@ def tooz_takeovers(events: Sequence[Event]) -> dict[str, float | None]:
     before: dict[str, frozenset[str]] = {}
     takeover: dict[str, float | None] = {}
     for t, group, members in samples:
-        takeover.setdefault(group, None)
         if t <= start:
             before[group] = members
+            takeover[group] = None
         elif group in before and takeover[group] is None and before[group] - members:
             takeover[group] = round(t - start, 3)
     return takeover
@@ -505,7 +506,7 @@ def _takeover_reasons(takeovers: Mapping[str, float | None],
     if limit is None:
         return []
     if not takeovers:
-        return ["no tooz group was sampled: the takeover was not measured"]
+        return ["no tooz group was sampled before the fault: the takeover was not measured"]
     reasons = []
     for group, seconds in takeovers.items():
         if seconds is None:

@@ -67,7 +67,7 @@ def print_summary(summary: Summary, console: Console) -> None:
         table.add_row("Redis", f"master {status.redis.master or '?'}, sentinels "
                       + ", ".join(status.redis.sentinels))
         for group, members in status.redis.groups.items():
-            table.add_row(f"tooz {group}", "[red]no answer[/red]" if members is None
+            table.add_row(f"tooz group {group}", "[red]no answer[/red]" if members is None
                           else f"{len(members)} live members")
     for anomaly in status.anomalies:
         table.add_row("[red]anomaly[/red]", str(anomaly))

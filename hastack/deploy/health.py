@@ -288,17 +288,18 @@ def _rpc_service_anomalies(
 
 def _tooz_group_anomalies(site: Site, nodes: Mapping[str, NodeView],
                           redis: caches.RedisView | None) -> list[Anomaly]:
-    """A tooz group whose live members are not as many as the agents running: one missing
-    has not joined (its share is polled by nobody), one too many is a dead agent whose
-    membership has not expired yet (its share is polled by nobody until it does)."""
+    """A tooz group whose live members are not as many as the agents running: one too many
+    is a dead agent whose membership has not expired yet (its share is polled by nobody until
+    it does); one too few has not joined (the others' rings leave it out, so what it polls
+    they poll too). Counts only: a dead member and a missing agent at once cancel out."""
     if redis is None:
         return []
     found = []
     for group, process in openstack.tooz_groups(site).items():
         members = redis.groups.get(group)
         if members is None:
-            found.append(Anomaly(Kind.TOOZ_GROUP, f"tooz group {group}: the Redis master "
-                                                  "does not answer", service=process))
+            found.append(Anomaly(Kind.TOOZ_GROUP, f"tooz group {group}: no Redis master "
+                                                  "answers", service=process))
             continue
         running = [n for n in site.plan.nodes_running(process)
                    if (view := nodes.get(n)) is not None and view.alive

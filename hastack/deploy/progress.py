@@ -49,7 +49,7 @@ class RichReporter:
     def step(self, step: StepTime) -> None:
         # A long component name (ceilometer-notification) takes its room from the action,
         # so that every line fits 80 columns.
-        width = 40 - max(0, len(step.component) - 14)
+        width = max(10, 40 - max(0, len(step.component) - 14))
         with self._lock:
             # at (seconds since start)  node  component  action  duration
             self.console.print(

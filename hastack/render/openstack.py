@@ -640,9 +640,15 @@ def _heat(view: NodeView, ini: IniFile) -> None:
                            "password": view.password(f"service_{service}")})
 
 
+def ceilometer_partitioned(plan: Plan) -> bool:
+    """Whether Ceilometer's central agents partition their work through tooz over Redis
+    Sentinel (the cloud's setting, and Sentinels to reach Redis through)."""
+    return plan.cloud.settings.ceilometer.coordination == "redis" and _coordination(plan)
+
+
 def _ceilometer(view: NodeView, ini: IniFile) -> None:
     plan = view.plan
-    if plan.cloud.settings.ceilometer.coordination == "redis" and _coordination(plan):
+    if ceilometer_partitioned(plan):
         ini.set("coordination", "backend_url", coordination_url(view.ctx),
                 "tooz over Redis Sentinel partitions the central agents' work.")
     _keystone_auth(view, ini, "service_credentials")

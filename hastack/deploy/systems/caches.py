@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from hastack.deploy.base import NodeExec
 from hastack.deploy.site import Site, running, start
 from hastack.deploy.systems import parallel, wait_listening
-from hastack.errors import LabError
+from hastack.errors import HastackError
 
 MEMCACHED, REDIS, SENTINEL = "memcached", "redis", "redis-sentinel"
 # Redis and Sentinel rewrite their configuration (Sentinel's CONFIG REWRITE records who is
@@ -104,22 +104,36 @@ def redis_view(site: Site, groups: Sequence[str] = ()) -> RedisView | None:
                      {g: tooz_members(site, master, g) for g in groups})
 
 
+def _quoted(arg: str) -> str:
+    """One argument of a redis-cli input line (double quotes, backslash escapes)."""
+    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def tooz_members(site: Site, master: str | None, group: str) -> tuple[str, ...] | None:
     """The live members of a tooz group, read on the Redis master (None: no master, or it
-    did not answer). The password is the one rendered into the master's redis.conf, handed
-    to redis-cli in its environment, never on a command line."""
+    did not answer). The password is the one rendered into the master's redis.conf; it goes
+    to redis-cli on its standard input (an AUTH line before the script), never on a command
+    line or in an environment a remote shell would spell out."""
     node = next((n for n in site.members(REDIS) if n.name == master), None)
     if node is None:
         return None
     found = _REQUIREPASS.search(site.rendered(node.name, RENDERED_REDIS_CONF) or "")
+    lines = [f"AUTH {_quoted(found.group(1))}"] if found else []
+    lines.append(" ".join(_quoted(a) for a in ("EVAL", _LIVE_MEMBERS, "1",
+                                                f"{_TOOZ_GROUP}{group}", _TOOZ_BEAT,
+                                                _TOOZ_CREATED)))
     argv = ["redis-cli", "--no-auth-warning", "--raw", "-h", str(node.address.ip),
-            "-p", str(site.plan.port(REDIS)), "EVAL", _LIVE_MEMBERS, "1",
-            f"{_TOOZ_GROUP}{group}", _TOOZ_BEAT, _TOOZ_CREATED]
+            "-p", str(site.plan.port(REDIS))]
     try:
-        result = node.run(argv, check=False, timeout=5,
-                          env={"REDISCLI_AUTH": found.group(1)} if found else None)
-    except LabError:
+        result = node.run(argv, input="\n".join(lines) + "\n", check=False, timeout=5)
+    except HastackError:
         return None
-    if result.returncode != 0 or result.stdout.startswith(("ERR", "NOAUTH", "WRONGPASS")):
+    out = result.stdout.splitlines()
+    if found:
+        if not out or out[0] != "OK":          # the AUTH line's answer
+            return None
+        out = out[1:]
+    if result.returncode != 0 or any(line.startswith(("ERR", "NOAUTH", "WRONGPASS"))
+                                     for line in out):
         return None
-    return tuple(sorted(line for line in result.stdout.splitlines() if line))
+    return tuple(sorted(line for line in out if line))

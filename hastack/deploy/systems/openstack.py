@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hastack.deploy.base import NodeExec
+from hastack.deploy.base import NodeExec, wait_until
 from hastack.deploy.files import read_secrets
 from hastack.deploy.site import Site, running
 from hastack.deploy.systems import (
@@ -47,6 +47,7 @@ from hastack.render.openstack import (
     HEAT_DOMAIN_ADMIN_SECRET,
     HEAT_STACK_DOMAIN,
     REGION,
+    ceilometer_partitioned,
 )
 
 START_TIMEOUT_S = 120
@@ -394,31 +395,36 @@ def tooz_groups(site: Site) -> dict[str, str]:
     """The tooz groups the deployment's agents keep in Redis: group -> the catalog process
     whose every running instance is a member."""
     plan = site.plan
-    if (plan.runs(CENTRAL_AGENT) and plan.runs(caches.SENTINEL)
-            and plan.cloud.settings.ceilometer.coordination == "redis"):
+    if plan.runs(CENTRAL_AGENT) and ceilometer_partitioned(plan):
         return {CENTRAL_GROUP: CENTRAL_AGENT}
     return {}
 
 
 def _await_groups(site: Site, service: OpenStackService) -> None:
-    """Until every node running a member process of a group is counted in it."""
     for group, process in tooz_groups(site).items():
-        if process not in service.processes:
-            continue
-        wanted = len(site.members(process))
-        members: tuple[str, ...] | None = ()
-        deadline = time.monotonic() + START_TIMEOUT_S
-        with site.steps.timed("-", process, f"members of tooz group {group}"):
-            while time.monotonic() < deadline:
-                view = caches.redis_view(site, (group,))
-                members = view.groups.get(group) if view is not None else None
-                if members is not None and len(members) >= wanted:
-                    break
-                time.sleep(0.5)
-            else:
-                raise LabError(f"{process}: {len(members or ())} of {wanted} agents joined "
-                               f"tooz group {group} in Redis within {START_TIMEOUT_S} s "
-                               "(see their logs)")
+        if process in service.processes:
+            _await_group(site, group, process)
+
+
+def _await_group(site: Site, group: str, process: str) -> None:
+    """Until the group's live members are exactly the agents started: every agent joined,
+    and no dead one (a node's earlier life) still holds a share."""
+    wanted = len(site.members(process))
+    seen: list[tuple[str, ...] | None] = [None]
+
+    def settled() -> bool:
+        view = caches.redis_view(site, (group,))
+        seen[0] = view.groups.get(group) if view is not None else None
+        return seen[0] is not None and len(seen[0]) == wanted
+
+    with site.steps.timed("-", process, f"members of tooz group {group}"):
+        if wait_until(settled, START_TIMEOUT_S, interval=0.5):
+            return
+    members = seen[0]
+    what = ("no Redis master answered" if members is None else
+            f"the group counts {len(members)} live members, {wanted} agents run")
+    raise LabError(f"{process}: tooz group {group} not settled within {START_TIMEOUT_S} s: "
+                   f"{what} (see their logs)")
 
 
 def starter(name: str) -> Callable[[Site], list[str]]:
