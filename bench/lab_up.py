@@ -24,22 +24,11 @@ from hastack.errors import HastackError
 from hastack.model import load_cloud
 
 
-def _rss_kib(pid: int) -> int:
+def _proc_kib(pid: int, file: str, field: str) -> int:
+    """One kB figure of /proc/<pid>/<file> (0 when the process is gone)."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _pss_kib(pid: int) -> int:
-    """Proportional set size: each shared page counted once across the processes sharing it
-    (the Python libraries every OpenStack worker maps), so the sum is the memory used."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
+        for line in Path(f"/proc/{pid}/{file}").read_text().splitlines():
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1])
     except OSError:
         pass
@@ -58,8 +47,10 @@ def _print_memory(cloud_name: str, console: Console) -> None:
         if node.init is None:
             continue
         members = namespace_members(node.init.pid)
-        rss = sum(_rss_kib(pid) for pid in members)
-        pss = sum(_pss_kib(pid) for pid in members)
+        rss = sum(_proc_kib(pid, "status", "VmRSS") for pid in members)
+        # PSS counts each shared page once across the processes sharing it (the Python
+        # libraries every OpenStack worker maps), so its sum is the memory used.
+        pss = sum(_proc_kib(pid, "smaps_rollup", "Pss") for pid in members)
         rss_total, pss_total = rss_total + rss, pss_total + pss
         table.add_row(name, str(len(members)), f"{rss / 1024:.0f}", f"{pss / 1024:.0f}")
     console.print(table)
